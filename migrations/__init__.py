@@ -1,0 +1,1 @@
+"""Alembic migrations of the snapshot catalog schema, packaged as ``catalog.migrations``."""

@@ -1,0 +1,639 @@
+"""The Catalog: recording snapshots and runs, and querying them back as typed records.
+
+A catalog is one campaign: the runs of one model, their snapshots and the
+workflow snapshots (resume points) found among them. It lives in one SQL
+database: a SQLite file by default, PostgreSQL when many machines record into
+it. Everything that writes does so in short transactions that take the write
+lock up front (see :mod:`catalog.db.engine`); everything that reads uses
+read-only transactions that never block writers.
+
+Paths are stored relative to the catalog's root (the directory holding a
+SQLite catalog file) when they lie below it, so a campaign directory can be
+moved or copied off a cluster as a whole; other paths are stored absolute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from catalog.db.engine import READ_ONLY, create_catalog_engine, sqlite_file, to_url
+from catalog.db.floats import join_float, split_float
+from catalog.db.schema import (
+    STATUS_PRESENT,
+    PortCount,
+    Run,
+    SnapshotPort,
+    SnapshotRow,
+    SnapshotSetting,
+    SnapshotTrigger,
+)
+from catalog.db.versioning import ensure_schema, upgrade_catalog
+from catalog.errors import CatalogError
+from catalog.records import RecordList, RunRecord, SnapshotRecord
+from catalog.snapshot import Snapshot
+
+#: Environment variable naming the catalog (a path or a SQLAlchemy URL).
+CATALOG_ENV = "MUSCLE_SNAPSHOT_CATALOG"
+
+#: Rows per transaction when recording in bulk (import, reindex).
+BULK_BATCH_SIZE = 2000
+
+#: Largest number of bound parameters we put in one ``IN (...)`` list.
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NewSnapshot:
+    """Everything needed to record one snapshot file.
+
+    Attributes:
+        instance: The instance that saved it.
+        path: Where the file is (absolute).
+        snapshot_filename: The name as submitted to the manager.
+        snapshot: Its decoded content (only metadata is recorded).
+        size_bytes: File size.
+        sha256: Hex digest of the file's bytes.
+        sequence: The number in the file name, if it follows MUSCLE3's naming.
+    """
+
+    instance: str
+    path: Path
+    snapshot_filename: str
+    snapshot: Snapshot
+    size_bytes: int | None
+    sha256: str | None
+    sequence: int | None = None
+
+
+@dataclass
+class _Children:
+    triggers: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    ports: dict[int, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(dict))
+    settings: dict[int, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+
+
+def display_location(url: URL) -> str:
+    """A catalog's name for messages: the file path, or the URL without its password."""
+    db_file = sqlite_file(url)
+    if db_file is not None:
+        return str(db_file)
+    return url.render_as_string(hide_password=True)
+
+
+class Catalog:
+    """A snapshot catalog opened on a database; see :func:`open_catalog`.
+
+    Attributes:
+        url: The SQLAlchemy URL of the database.
+        location: A printable name (file path, or URL without password).
+        root: The directory paths are stored relative to, or None (PostgreSQL).
+    """
+
+    def __init__(self, url: URL, *, create: bool = True, network_filesystem: bool | None = None):
+        self.url = url
+        self.location = display_location(url)
+        db_file = sqlite_file(url)
+        self.root: Path | None = db_file.parent if db_file is not None else None
+        if db_file is not None and not db_file.parent.is_dir():
+            raise CatalogError(
+                f"Cannot open the catalog {db_file}: the directory {db_file.parent} does not "
+                "exist. Create it first or choose another --catalog path."
+            )
+        self.engine = create_catalog_engine(url, network_filesystem=network_filesystem)
+        try:
+            ensure_schema(self.engine, location=self.location, create=create)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.location!r})"
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session in one write transaction, committed on success."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session in one read-only transaction (never blocks writers)."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY: True})
+            with Session(bind=connection) as session:
+                yield session
+                session.rollback()
+
+    # -- paths -------------------------------------------------------------------------
+
+    def stored_path(self, path: Path | str) -> str:
+        """How a path is stored: relative to the root when below it, else absolute."""
+        absolute = Path(os.path.abspath(path))
+        if self.root is not None:
+            try:
+                return absolute.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return str(absolute)
+
+    def resolve_path(self, stored: str) -> Path:
+        """The absolute path of a stored path."""
+        path = Path(stored)
+        if path.is_absolute() or self.root is None:
+            return path
+        return self.root / path
+
+    # -- runs --------------------------------------------------------------------------
+
+    def ensure_run(
+        self,
+        run_dir: Path,
+        *,
+        name: str | None = None,
+        model_name: str | None = None,
+        configuration: str | None = None,
+        source: str = "live",
+    ) -> RunRecord:
+        """The run recorded for a run directory, recording it if it is new.
+
+        Safe when many processes of one run call it at once: the first one
+        creates the row, the others find it.
+
+        Args:
+            run_dir: The run directory.
+            name: Short name; defaults to the directory's name.
+            model_name: The model's name, if known.
+            configuration: The yMMSL configuration text, if known.
+            source: ``"live"`` or ``"import"``.
+
+        Returns:
+            The run's record.
+        """
+        stored = self.stored_path(run_dir)
+        with self.write_session() as session:
+            run = session.scalars(select(Run).where(Run.run_dir == stored)).one_or_none()
+            if run is None:
+                run = Run(
+                    name=name or Path(os.path.abspath(run_dir)).name or stored,
+                    run_dir=stored,
+                    model_name=model_name,
+                    configuration=configuration,
+                    source=source,
+                )
+                session.add(run)
+                session.flush()
+            else:
+                if model_name and not run.model_name:
+                    run.model_name = model_name
+                if configuration and not run.configuration:
+                    run.configuration = configuration
+            run_id = run.id
+        return self.run(run_id)
+
+    def set_run_lineage(self, run_id: int, resumed_from_run_id: int | None) -> None:
+        """Record which run a run resumed from."""
+        with self.write_session() as session:
+            run = session.get_one(Run, run_id)
+            run.resumed_from_run_id = resumed_from_run_id
+
+    def run(self, run: int | str) -> RunRecord:
+        """One run, by id or by name (a name must be unambiguous).
+
+        Raises:
+            CatalogError: No such run, or the name is ambiguous.
+        """
+        matches = [r for r in self.runs() if r.id == run or r.name == str(run)]
+        if isinstance(run, str) and run.isdigit() and not matches:
+            matches = [r for r in self.runs() if r.id == int(run)]
+        if not matches:
+            known = ", ".join(r.name for r in self.runs()) or "none"
+            raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
+        if len(matches) > 1:
+            ids = ", ".join(f"{r.id} ({r.run_dir})" for r in matches)
+            raise CatalogError(f"Run name {run!r} is ambiguous; use the run id: {ids}")
+        return matches[0]
+
+    def runs(self) -> RecordList[RunRecord]:
+        """Every run in the catalog, oldest first."""
+        counts = (
+            select(SnapshotRow.run_id, func.count().label("n"))
+            .group_by(SnapshotRow.run_id)
+            .subquery()
+        )
+        query = (
+            select(Run, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.run_id == Run.id)
+            .order_by(Run.id)
+        )
+        with self.read_session() as session:
+            return RecordList(
+                RunRecord(
+                    id=run.id,
+                    name=run.name,
+                    run_dir=self.resolve_path(run.run_dir),
+                    model_name=run.model_name,
+                    source=run.source,
+                    created_at=_utc(run.created_at),
+                    finished_at=_utc(run.finished_at) if run.finished_at else None,
+                    resumed_from_run_id=run.resumed_from_run_id,
+                    num_snapshots=int(n),
+                )
+                for run, n in session.execute(query)
+            )
+
+    def run_configuration(self, run_id: int) -> str | None:
+        """The yMMSL configuration text recorded for a run, if any."""
+        with self.read_session() as session:
+            return session.get_one(Run, run_id).configuration
+
+    def mark_run_finished(self, run_id: int, when: dt.datetime | None = None) -> None:
+        """Record that a run has finished."""
+        with self.write_session() as session:
+            session.get_one(Run, run_id).finished_at = when or dt.datetime.now(dt.UTC)
+
+    # -- recording snapshots -----------------------------------------------------------
+
+    def record_snapshot(self, run_id: int, new: NewSnapshot) -> SnapshotRecord:
+        """Record one snapshot in its own transaction and return the record.
+
+        Raises:
+            CatalogError: A snapshot with this path is already recorded (the
+                existing row is left as it is).
+        """
+        stored = self.stored_path(new.path)
+        with self.write_session() as session:
+            _lock_run(session, run_id)
+            existing = session.scalar(select(SnapshotRow.id).where(SnapshotRow.path == stored))
+            if existing is not None:
+                raise CatalogError(
+                    f"{new.path} is already recorded in {self.location} (snapshot {existing}); "
+                    "a snapshot file is never recorded twice."
+                )
+            order = _next_submission_order(session, run_id)
+            snapshot_id = _insert_snapshots(session, run_id, [(stored, order, new)])[0]
+        return self._records_where(SnapshotRow.id == snapshot_id)[0]
+
+    def record_snapshots(
+        self,
+        run_id: int,
+        items: Iterable[NewSnapshot],
+        *,
+        batch_size: int = BULK_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Record many snapshots in batched transactions, skipping recorded paths.
+
+        Submission order follows the order of ``items``. Re-recording the same
+        files adds nothing, which makes importing a directory twice harmless.
+
+        Args:
+            run_id: The run they belong to.
+            items: The snapshots, in submission order.
+            batch_size: Rows per transaction.
+            progress: Called with the number of items handled after each batch.
+
+        Returns:
+            How many new snapshots were recorded.
+        """
+        added = 0
+        batch: list[NewSnapshot] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                added += self._record_batch(run_id, batch)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            added += self._record_batch(run_id, batch)
+            if progress:
+                progress(len(batch))
+        return added
+
+    def _record_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> int:
+        stored = [self.stored_path(item.path) for item in batch]
+        with self.write_session() as session:
+            _lock_run(session, run_id)
+            known = _existing_paths(session, stored)
+            order = _next_submission_order(session, run_id)
+            rows = []
+            for path, item in zip(stored, batch, strict=True):
+                if path in known:
+                    continue
+                known.add(path)
+                rows.append((path, order, item))
+                order += 1
+            if rows:
+                _insert_snapshots(session, run_id, rows)
+        return len(rows)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def snapshots(
+        self,
+        run: int | str | None = None,
+        instance: str | None = None,
+        final: bool | None = None,
+    ) -> RecordList[SnapshotRecord]:
+        """Recorded snapshots, in run and submission order.
+
+        Args:
+            run: Only this run (id or name).
+            instance: Only this instance (e.g. ``"micro[3]"``).
+            final: Only final (True) or only intermediate (False) snapshots.
+
+        Returns:
+            The matching records.
+        """
+        conditions: list[Any] = []
+        if run is not None:
+            conditions.append(SnapshotRow.run_id == self.run(run).id)
+        if instance is not None:
+            conditions.append(SnapshotRow.instance == instance)
+        if final is not None:
+            conditions.append(SnapshotRow.is_final_snapshot == final)
+        return self._records_where(*conditions)
+
+    def snapshot_by_path(self, path: Path | str) -> SnapshotRecord | None:
+        """The record of a snapshot file, or None if it is not recorded."""
+        found = self._records_where(SnapshotRow.path == self.stored_path(path))
+        return found[0] if found else None
+
+    def snapshot(self, snapshot_id: int) -> SnapshotRecord:
+        """One snapshot by id.
+
+        Raises:
+            CatalogError: No such snapshot.
+        """
+        found = self._records_where(SnapshotRow.id == snapshot_id)
+        if not found:
+            raise CatalogError(f"No snapshot with id {snapshot_id} in {self.location}")
+        return found[0]
+
+    def _records_where(self, *conditions: Any) -> RecordList[SnapshotRecord]:
+        query = (
+            select(SnapshotRow, Run.name)
+            .join(Run, Run.id == SnapshotRow.run_id)
+            .where(*conditions)
+            .order_by(SnapshotRow.run_id, SnapshotRow.submission_order)
+        )
+        with self.read_session() as session:
+            rows = list(session.execute(query).tuples())
+            ids = select(SnapshotRow.id).where(*conditions).scalar_subquery()
+            children = _load_children(session, ids)
+            return RecordList(self._to_record(row, run_name, children) for row, run_name in rows)
+
+    def _to_record(self, row: SnapshotRow, run_name: str, children: _Children) -> SnapshotRecord:
+        timestamp = join_float(row.timestamp, row.timestamp_nan)
+        wallclock = join_float(row.wallclock_time, row.wallclock_time_nan)
+        return SnapshotRecord(
+            id=row.id,
+            run=run_name,
+            run_id=row.run_id,
+            instance=row.instance,
+            sequence=row.sequence,
+            submission_order=row.submission_order,
+            path=self.resolve_path(row.path),
+            snapshot_filename=row.snapshot_filename,
+            format_version=row.format_version,
+            size_bytes=row.size_bytes,
+            sha256=row.sha256,
+            triggers=tuple(children.triggers.get(row.id, [])),
+            wallclock_time=wallclock if wallclock is not None else 0.0,
+            timestamp=timestamp if timestamp is not None else float("nan"),
+            next_timestamp=join_float(row.next_timestamp, row.next_timestamp_nan),
+            port_message_counts=children.ports.get(row.id, {}),
+            is_final_snapshot=row.is_final_snapshot,
+            is_implicit=row.is_implicit,
+            settings_overlay=children.settings.get(row.id, {}),
+            status=row.status,
+            recorded_at=_utc(row.recorded_at),
+        )
+
+    # -- schema ------------------------------------------------------------------------
+
+    @staticmethod
+    def upgrade(
+        path_or_url: str | os.PathLike[str],
+    ) -> tuple[str | None, str, Path | None]:
+        """Upgrade a catalog to this release's schema (SQLite files are backed up first).
+
+        Returns:
+            ``(old revision, new revision, backup file or None)``.
+        """
+        url = to_url(path_or_url)
+        engine = create_catalog_engine(url)
+        try:
+            return upgrade_catalog(engine, location=display_location(url))
+        finally:
+            engine.dispose()
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    """Times are stored in UTC; SQLite gives them back naive, so say so again."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _lock_run(session: Session, run_id: int) -> None:
+    """Serialise writers of one run (PostgreSQL; SQLite already holds the write lock)."""
+    found = session.scalar(select(Run.id).where(Run.id == run_id).with_for_update())
+    if found is None:
+        raise CatalogError(f"No run with id {run_id} in the catalog")
+
+
+def _next_submission_order(session: Session, run_id: int) -> int:
+    last = session.scalar(
+        select(func.max(SnapshotRow.submission_order)).where(SnapshotRow.run_id == run_id)
+    )
+    return 1 if last is None else int(last) + 1
+
+
+def _existing_paths(session: Session, paths: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(paths), _IN_CHUNK):
+        chunk = paths[start : start + _IN_CHUNK]
+        found.update(session.scalars(select(SnapshotRow.path).where(SnapshotRow.path.in_(chunk))))
+    return found
+
+
+def _snapshot_row(run_id: int, stored: str, order: int, new: NewSnapshot) -> dict[str, Any]:
+    snapshot = new.snapshot
+    message = snapshot.message
+    timestamp, timestamp_nan = split_float(message.timestamp if message else float("nan"))
+    next_ts, next_ts_nan = split_float(message.next_timestamp if message else None)
+    wallclock, wallclock_nan = split_float(snapshot.wallclock_time)
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "run_id": run_id,
+        "instance": new.instance,
+        "sequence": new.sequence,
+        "submission_order": order,
+        "path": stored,
+        "snapshot_filename": new.snapshot_filename,
+        "format_version": snapshot.format_version,
+        "size_bytes": new.size_bytes,
+        "sha256": new.sha256,
+        "wallclock_time": wallclock,
+        "wallclock_time_nan": wallclock_nan,
+        "timestamp": timestamp,
+        "timestamp_nan": timestamp_nan,
+        "next_timestamp": next_ts,
+        "next_timestamp_nan": next_ts_nan,
+        "is_final_snapshot": bool(snapshot.is_final_snapshot),
+        "is_implicit": message is None,
+        "status": STATUS_PRESENT,
+        "recorded_at": now,
+    }
+
+
+def _insert_snapshots(
+    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot]]
+) -> list[int]:
+    """Insert snapshot rows and their child rows; returns the new ids in order."""
+    params = [_snapshot_row(run_id, stored, order, new) for stored, order, new in rows]
+    result = session.execute(
+        insert(SnapshotRow).returning(SnapshotRow.id, sort_by_parameter_order=True), params
+    )
+    ids = [int(i) for i in result.scalars()]
+    triggers: list[dict[str, Any]] = []
+    ports: list[dict[str, Any]] = []
+    counts: list[dict[str, Any]] = []
+    settings: list[dict[str, Any]] = []
+    for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
+        snapshot = new.snapshot
+        triggers.extend(
+            {"snapshot_id": snapshot_id, "position": i, "trigger": t}
+            for i, t in enumerate(snapshot.triggers)
+        )
+        for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items()):
+            ports.append(
+                {
+                    "snapshot_id": snapshot_id,
+                    "port": port,
+                    "position": position,
+                    "num_slots": len(slot_counts),
+                }
+            )
+            counts.extend(
+                {"snapshot_id": snapshot_id, "port": port, "slot": slot, "count": int(count)}
+                for slot, count in enumerate(slot_counts)
+            )
+        settings.extend(
+            {"snapshot_id": snapshot_id, "position": i, "name": str(k), "value_json": _json(v)}
+            for i, (k, v) in enumerate(_settings_items(snapshot))
+        )
+    for model, values in (
+        (SnapshotTrigger, triggers),
+        (SnapshotPort, ports),
+        (PortCount, counts),
+        (SnapshotSetting, settings),
+    ):
+        if values:
+            session.execute(insert(model), values)
+    return ids
+
+
+def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:
+    overlay = snapshot.settings_overlay
+    if overlay is None:
+        return []
+    return [(str(k), v) for k, v in overlay.items()]
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def _load_children(session: Session, ids: Any) -> _Children:
+    children = _Children()
+    for sid, trigger in session.execute(
+        select(SnapshotTrigger.snapshot_id, SnapshotTrigger.trigger)
+        .where(SnapshotTrigger.snapshot_id.in_(ids))
+        .order_by(SnapshotTrigger.snapshot_id, SnapshotTrigger.position)
+    ):
+        children.triggers[sid].append(trigger)
+    port_lists: dict[tuple[int, str], list[int]] = {}
+    for sid, port, num_slots in session.execute(
+        select(SnapshotPort.snapshot_id, SnapshotPort.port, SnapshotPort.num_slots)
+        .where(SnapshotPort.snapshot_id.in_(ids))
+        .order_by(SnapshotPort.snapshot_id, SnapshotPort.position)
+    ):
+        slots = [0] * num_slots
+        children.ports[sid][port] = slots
+        port_lists[(sid, port)] = slots
+    for sid, port, slot, count in session.execute(
+        select(PortCount.snapshot_id, PortCount.port, PortCount.slot, PortCount.count).where(
+            PortCount.snapshot_id.in_(ids)
+        )
+    ):
+        port_lists[(sid, port)][slot] = count
+    for sid, name, value in session.execute(
+        select(SnapshotSetting.snapshot_id, SnapshotSetting.name, SnapshotSetting.value_json)
+        .where(SnapshotSetting.snapshot_id.in_(ids))
+        .order_by(SnapshotSetting.snapshot_id, SnapshotSetting.position)
+    ):
+        children.settings[sid][name] = json.loads(value)
+    return children
+
+
+def open_catalog(
+    path_or_url: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = True,
+    network_filesystem: bool | None = None,
+) -> Catalog:
+    """Open (and if new, create) a snapshot catalog.
+
+    Args:
+        path_or_url: A SQLite file path or a SQLAlchemy URL such as
+            ``postgresql+psycopg://user@host/campaign``. Defaults to the
+            ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else
+            ``./snapshot_catalog.sqlite``.
+        create: Create the schema if the database is empty.
+        network_filesystem: SQLite only: force (True) or disable (False) the
+            journal mode for network filesystems; None detects it.
+
+    Returns:
+        The open catalog; use it as a context manager or call ``close()``.
+
+    Raises:
+        CatalogTooOldError: The catalog needs ``muscle-catalog upgrade``.
+        CatalogTooNewError: The catalog was written by a newer release.
+    """
+    if path_or_url is None:
+        path_or_url = os.environ.get(CATALOG_ENV) or "snapshot_catalog.sqlite"
+    return Catalog(to_url(path_or_url), create=create, network_filesystem=network_filesystem)

@@ -1,0 +1,1 @@
+"""Database layer: schema models, engines per backend, schema revision checks."""

@@ -1,0 +1,206 @@
+"""The catalog's tables, as SQLAlchemy 2.x typed models.
+
+Alembic migrations (``migrations/versions``) are what create and change these
+tables in a real catalog; the models here describe the head revision so that
+queries are typed and so that a test can compare the two.
+
+Design notes:
+
+* Every metadata field of a snapshot is a column or a child table, so a
+  notebook can query it in SQL; nothing is kept only as an opaque blob.
+* SQLite stores a NaN float as NULL. Timestamps of implicit snapshots are
+  NaN, so each float that can be NaN has a ``*_nan`` flag column beside it;
+  ``catalog.db.floats`` turns the pair back into the exact Python float.
+* Port message counts are rows (``snapshot_ports`` keeps each port's
+  position and slot count, so that ports with no slots and the port order
+  survive; ``port_counts`` has one row per slot) so that consistency checks
+  and notebooks can work in SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Alembic's version table, under a name of our own so that a catalog can live
+#: in a PostgreSQL database that other Alembic-managed applications use too.
+VERSION_TABLE = "muscle_catalog_alembic_version"
+
+#: Deterministic constraint names, so later migrations can refer to them on
+#: every backend (SQLite batch mode needs names to drop or alter constraints).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Values of ``snapshots.status``.
+STATUS_PRESENT = "present"
+STATUS_MISSING = "missing"
+STATUS_DELETED = "deleted"
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Run(Base):
+    """One MUSCLE3 run (one run directory); a catalog holds a campaign of runs."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    run_dir: Mapped[str] = mapped_column(Text, unique=True)
+    model_name: Mapped[str | None] = mapped_column(String(255))
+    configuration: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_from_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class SnapshotRow(Base):
+    """One ``.pack`` file: one saved state of one instance."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        UniqueConstraint("run_id", "submission_order"),
+        Index("ix_snapshots_run_instance", "run_id", "instance", "submission_order"),
+        Index("ix_snapshots_run_timestamp", "run_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    instance: Mapped[str] = mapped_column(String(255))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    submission_order: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    snapshot_filename: Mapped[str] = mapped_column(Text)
+    format_version: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    wallclock_time: Mapped[float | None] = mapped_column(Float)
+    wallclock_time_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    timestamp: Mapped[float | None] = mapped_column(Float)
+    timestamp_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_timestamp: Mapped[float | None] = mapped_column(Float)
+    next_timestamp_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_final_snapshot: Mapped[bool] = mapped_column(Boolean)
+    is_implicit: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_PRESENT)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class SnapshotTrigger(Base):
+    """One trigger string of a snapshot, in the order the instance gave them."""
+
+    __tablename__ = "snapshot_triggers"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[str] = mapped_column(Text, index=True)
+
+
+class SnapshotSetting(Base):
+    """One entry of a snapshot's settings overlay; the value is JSON text."""
+
+    __tablename__ = "snapshot_settings"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    value_json: Mapped[str] = mapped_column(Text)
+
+
+class SnapshotPort(Base):
+    """A port of a snapshot's message counts: its place in the map and its slot count."""
+
+    __tablename__ = "snapshot_ports"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    port: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    num_slots: Mapped[int] = mapped_column(Integer)
+
+
+class PortCount(Base):
+    """The message count of one slot of one port of a snapshot."""
+
+    __tablename__ = "port_counts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["snapshot_id", "port"],
+            ["snapshot_ports.snapshot_id", "snapshot_ports.port"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    snapshot_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    port: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class WorkflowSnapshotRow(Base):
+    """A resume point: one snapshot (or a fresh start) per instance, mutually consistent."""
+
+    __tablename__ = "workflow_snapshots"
+    __table_args__ = (
+        UniqueConstraint("run_id", "sequence"),
+        Index("ix_workflow_snapshots_run_timestamp", "run_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    completed_by_snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="SET NULL")
+    )
+    timestamp: Mapped[float | None] = mapped_column(Float)
+    description: Mapped[str] = mapped_column(Text)
+    resume_file: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class WorkflowSnapshotMember(Base):
+    """One instance of a workflow snapshot: its snapshot, or NULL to start from scratch."""
+
+    __tablename__ = "workflow_snapshot_members"
+
+    workflow_snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance: Mapped[str] = mapped_column(String(255), primary_key=True)
+    snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="RESTRICT"), index=True
+    )

@@ -1,0 +1,169 @@
+"""Typed records that catalog queries return, and their JSON and table forms.
+
+Records are plain frozen dataclasses detached from the database session, so a
+notebook can keep them, compare them and turn a list of them into a pandas
+DataFrame without holding a connection open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from catalog.snapshot import SnapshotMetadata
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the campaign.
+
+    Attributes:
+        id: Catalog id.
+        name: Short name (by default the run directory's name).
+        run_dir: The run directory, absolute.
+        model_name: The yMMSL model's name, if known.
+        source: ``"live"`` (recorded while running) or ``"import"``.
+        created_at: When the run was first recorded.
+        finished_at: When it was marked finished, if it was.
+        resumed_from_run_id: The run whose snapshots this run resumed from.
+        num_snapshots: How many snapshots the catalog holds for it.
+    """
+
+    id: int
+    name: str
+    run_dir: Path
+    model_name: str | None
+    source: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    resumed_from_run_id: int | None
+    num_snapshots: int
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """One recorded snapshot (one ``.pack`` file) with all of its metadata.
+
+    Attributes:
+        id: Catalog id.
+        run: The run's name.
+        run_id: The run's catalog id.
+        instance: The instance that saved it, e.g. ``micro[3]``.
+        sequence: The number in its file name (``micro-3_<n>.pack``), if any.
+        submission_order: Its place in the order the run recorded snapshots.
+        path: Where the file is, absolute.
+        snapshot_filename: The file name as submitted to the manager.
+        format_version: 1 (MUSCLE3 0.7-0.10) or 2 (0.11).
+        size_bytes: File size when recorded.
+        sha256: Hex digest of the file's bytes when recorded.
+        triggers: Why it was taken.
+        wallclock_time: Seconds since the manager started.
+        timestamp: Simulation time; NaN for implicit snapshots.
+        next_timestamp: The message's next timestamp, if any.
+        port_message_counts: Per-port, per-slot message counts.
+        is_final_snapshot: Taken at the end of a reuse iteration.
+        is_implicit: Has no message (a stateless instance's snapshot).
+        settings_overlay: The settings overlay when it was taken.
+        status: ``present``, ``missing`` or ``deleted``.
+        recorded_at: When the catalog recorded it.
+    """
+
+    id: int
+    run: str
+    run_id: int
+    instance: str
+    sequence: int | None
+    submission_order: int
+    path: Path
+    snapshot_filename: str
+    format_version: int
+    size_bytes: int | None
+    sha256: str | None
+    triggers: tuple[str, ...]
+    wallclock_time: float
+    timestamp: float
+    next_timestamp: float | None
+    port_message_counts: dict[str, list[int]]
+    is_final_snapshot: bool
+    is_implicit: bool
+    settings_overlay: dict[str, Any]
+    status: str
+    recorded_at: dt.datetime
+
+    def to_metadata(self) -> SnapshotMetadata:
+        """The metadata MUSCLE3's manager gets for this snapshot, built from the record."""
+        return SnapshotMetadata(
+            triggers=list(self.triggers),
+            wallclock_time=self.wallclock_time,
+            timestamp=self.timestamp,
+            next_timestamp=self.next_timestamp,
+            port_message_counts={k: list(v) for k, v in self.port_message_counts.items()},
+            is_final_snapshot=self.is_final_snapshot,
+            snapshot_filename=self.snapshot_filename,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``muscle-catalog snapshots --json`` prints for this snapshot."""
+        return {
+            "run": self.run,
+            "instance": self.instance,
+            "path": str(self.path),
+            "triggers": list(self.triggers),
+            "wallclock_time": json_float(self.wallclock_time),
+            "timestamp": json_float(self.timestamp),
+            "next_timestamp": json_float(self.next_timestamp),
+            "port_message_counts": {k: list(v) for k, v in self.port_message_counts.items()},
+            "is_final_snapshot": self.is_final_snapshot,
+        }
+
+
+def json_float(value: float | None) -> float | str | None:
+    """A float as JSON allows it: NaN and infinities become ``"NaN"``, ``"Infinity"``, ...
+
+    These are the spellings MUSCLE3's own tooling and the fixtures use, and
+    strict JSON parsers (jq, JavaScript) reject bare ``NaN``.
+    """
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+class RecordList(list[T], Generic[T]):
+    """A list of records that can become a pandas DataFrame."""
+
+    def to_dataframe(self) -> Any:
+        """One row per record, one column per field (needs the ``pandas`` extra).
+
+        Raises:
+            ImportError: pandas is not installed; the message says how to get it.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "to_dataframe() needs pandas: pip install 'muscle-snapshot-catalog[pandas]'"
+            ) from exc
+        rows = [_row(record) for record in self]
+        return pd.DataFrame(rows)
+
+
+def _row(record: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    raise TypeError(f"Not a record: {record!r}")
+
+
+def record_list(items: Iterable[T]) -> RecordList[T]:
+    """Wrap records in a :class:`RecordList`."""
+    return RecordList(items)

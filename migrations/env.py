@@ -1,0 +1,55 @@
+"""Alembic environment for the snapshot catalog.
+
+Used both by ``muscle-catalog upgrade`` / :func:`catalog.open_catalog` (which
+hand over an open connection in ``config.attributes["connection"]``, so the
+schema check and the upgrade happen in one locked transaction) and by the
+plain ``alembic`` command run from the repository (which builds an engine
+from ``sqlalchemy.url`` in ``alembic.ini`` or ``MUSCLE_SNAPSHOT_CATALOG``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import Connection
+
+from catalog.db.engine import create_catalog_engine, to_url
+from catalog.db.schema import VERSION_TABLE, Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run the migrations on the given connection, or on one we open."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = os.environ.get("MUSCLE_SNAPSHOT_CATALOG") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError(
+            "No catalog to migrate: set MUSCLE_SNAPSHOT_CATALOG or sqlalchemy.url in alembic.ini"
+        )
+    engine = create_catalog_engine(to_url(url))
+    with engine.connect() as conn:
+        _run(conn)
+        conn.commit()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise RuntimeError("Offline (--sql) migrations are not supported for the snapshot catalog")
+run_migrations_online()
