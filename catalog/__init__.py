@@ -7,7 +7,7 @@ The public API, for simulation code and notebooks alike::
         df = cat.snapshots(instance="macro").to_dataframe()
 """
 
-from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, open_catalog
+from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
 from catalog.errors import (
     CatalogError,
     CatalogTooNewError,
@@ -20,7 +20,7 @@ from catalog.errors import (
     SnapshotWriteError,
 )
 from catalog.message import ClosePort, Grid, Message, Milestone
-from catalog.records import RecordList, RunRecord, SnapshotRecord
+from catalog.records import RecordList, RunRecord, SnapshotRecord, WorkflowSnapshotRecord
 from catalog.snapshot import Snapshot, SnapshotMetadata
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Message",
     "Milestone",
     "NewSnapshot",
+    "NewWorkflowSnapshot",
     "RecordList",
     "ResumeSelectionError",
     "RunDirectoryError",
@@ -45,5 +46,6 @@ __all__ = [
     "SnapshotMetadata",
     "SnapshotRecord",
     "SnapshotWriteError",
+    "WorkflowSnapshotRecord",
     "open_catalog",
 ]

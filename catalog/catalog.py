@@ -38,10 +38,13 @@ from catalog.db.schema import (
     SnapshotRow,
     SnapshotSetting,
     SnapshotTrigger,
+    WorkflowSnapshotMember,
+    WorkflowSnapshotRow,
 )
 from catalog.db.versioning import ensure_schema, upgrade_catalog
 from catalog.errors import CatalogError
-from catalog.records import RecordList, RunRecord, SnapshotRecord
+from catalog.naming import instance_sort_key
+from catalog.records import RecordList, RunRecord, SnapshotRecord, WorkflowSnapshotRecord
 from catalog.snapshot import Snapshot
 
 #: Environment variable naming the catalog (a path or a SQLAlchemy URL).
@@ -75,6 +78,25 @@ class NewSnapshot:
     size_bytes: int | None
     sha256: str | None
     sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class NewWorkflowSnapshot:
+    """A workflow snapshot to record.
+
+    Attributes:
+        members: Instance -> snapshot id, or None where the instance restarts.
+        description: The description text of its resume file.
+        completed_by_snapshot_id: The snapshot whose submission completed it.
+        resume_file: The resume file written for it, if any.
+        source: ``registry``, ``import`` or ``reindex``.
+    """
+
+    members: dict[str, int | None]
+    description: str
+    completed_by_snapshot_id: int | None = None
+    resume_file: Path | None = None
+    source: str = "registry"
 
 
 @dataclass
@@ -402,7 +424,7 @@ class Catalog:
             .order_by(SnapshotRow.run_id, SnapshotRow.submission_order)
         )
         with self.read_session() as session:
-            rows = list(session.execute(query).tuples())
+            rows = list(session.execute(query))
             ids = select(SnapshotRow.id).where(*conditions).scalar_subquery()
             children = _load_children(session, ids)
             return RecordList(self._to_record(row, run_name, children) for row, run_name in rows)
@@ -434,6 +456,180 @@ class Catalog:
             recorded_at=_utc(row.recorded_at),
         )
 
+    # -- workflow snapshots -------------------------------------------------------------
+
+    def record_workflow_snapshots(
+        self, run_id: int, items: Sequence[NewWorkflowSnapshot]
+    ) -> list[int]:
+        """Record workflow snapshots of a run in one transaction, in the order given.
+
+        Returns:
+            Their new ids.
+        """
+        if not items:
+            return []
+        with self.write_session() as session:
+            _lock_run(session, run_id)
+            last = session.scalar(
+                select(func.max(WorkflowSnapshotRow.sequence)).where(
+                    WorkflowSnapshotRow.run_id == run_id
+                )
+            )
+            sequence = 0 if last is None else int(last)
+            member_ids = {m for item in items for m in item.members.values() if m is not None}
+            times = _finite_timestamps(session, member_ids)
+            ids: list[int] = []
+            for item in items:
+                sequence += 1
+                member_times = [times[m] for m in item.members.values() if m in times]
+                row = WorkflowSnapshotRow(
+                    run_id=run_id,
+                    sequence=sequence,
+                    completed_by_snapshot_id=item.completed_by_snapshot_id,
+                    timestamp=max(member_times) if member_times else None,
+                    description=item.description,
+                    resume_file=self.stored_path(item.resume_file) if item.resume_file else None,
+                    source=item.source,
+                )
+                session.add(row)
+                session.flush()
+                ids.append(row.id)
+                session.execute(
+                    insert(WorkflowSnapshotMember),
+                    [
+                        {"workflow_snapshot_id": row.id, "instance": inst, "snapshot_id": sid}
+                        for inst, sid in item.members.items()
+                    ],
+                )
+        return ids
+
+    def set_resume_file(self, workflow_snapshot_id: int, resume_file: Path) -> None:
+        """Record the resume file written for a workflow snapshot."""
+        with self.write_session() as session:
+            row = session.get_one(WorkflowSnapshotRow, workflow_snapshot_id)
+            row.resume_file = self.stored_path(resume_file)
+
+    def delete_workflow_snapshots(self, run_id: int) -> int:
+        """Forget a run's workflow snapshots (before recomputing them); files stay.
+
+        Returns:
+            How many were deleted.
+        """
+        with self.write_session() as session:
+            _lock_run(session, run_id)
+            rows = list(
+                session.scalars(
+                    select(WorkflowSnapshotRow).where(WorkflowSnapshotRow.run_id == run_id)
+                )
+            )
+            for row in rows:
+                session.delete(row)
+        return len(rows)
+
+    def workflow_snapshots(
+        self, run: int | str | None = None
+    ) -> RecordList[WorkflowSnapshotRecord]:
+        """Recorded workflow snapshots, per run in the order they were found."""
+        conditions: list[Any] = []
+        if run is not None:
+            conditions.append(WorkflowSnapshotRow.run_id == self.run(run).id)
+        return self._workflow_records_where(*conditions)
+
+    def workflow_snapshot(self, workflow_snapshot_id: int) -> WorkflowSnapshotRecord:
+        """One workflow snapshot by id.
+
+        Raises:
+            CatalogError: No such workflow snapshot.
+        """
+        found = self._workflow_records_where(WorkflowSnapshotRow.id == workflow_snapshot_id)
+        if not found:
+            raise CatalogError(
+                f"No workflow snapshot with id {workflow_snapshot_id} in {self.location}"
+            )
+        return found[0]
+
+    def latest_workflow_snapshot(
+        self, run: int | str | None = None, before_time: float | None = None
+    ) -> WorkflowSnapshotRecord | None:
+        """The newest workflow snapshot by simulation time.
+
+        A workflow snapshot's simulation time is its largest finite member
+        timestamp; ties go to the one found last. With ``before_time``, only
+        workflow snapshots whose members are all at or before that time count.
+
+        Args:
+            run: Only this run (id or name); default: the whole campaign.
+            before_time: Latest simulation time allowed.
+
+        Returns:
+            The record, or None if there is none.
+        """
+        candidates = self.workflow_snapshots(run)
+        if before_time is not None:
+            candidates = RecordList(
+                w for w in candidates if w.timestamp is None or w.timestamp <= before_time
+            )
+        if not candidates:
+            return None
+
+        def newest(w: WorkflowSnapshotRecord) -> tuple[float, int, int]:
+            t = w.timestamp if w.timestamp is not None else float("-inf")
+            return (t, w.run_id, w.sequence)
+
+        return max(candidates, key=newest)
+
+    def _workflow_records_where(self, *conditions: Any) -> RecordList[WorkflowSnapshotRecord]:
+        query = (
+            select(WorkflowSnapshotRow, Run.name)
+            .join(Run, Run.id == WorkflowSnapshotRow.run_id)
+            .where(*conditions)
+            .order_by(WorkflowSnapshotRow.run_id, WorkflowSnapshotRow.sequence)
+        )
+        with self.read_session() as session:
+            rows = list(session.execute(query))
+            ids = select(WorkflowSnapshotRow.id).where(*conditions).scalar_subquery()
+            members: dict[int, list[tuple[str, int | None, str | None]]] = defaultdict(list)
+            for wid, inst, sid, fname in session.execute(
+                select(
+                    WorkflowSnapshotMember.workflow_snapshot_id,
+                    WorkflowSnapshotMember.instance,
+                    WorkflowSnapshotMember.snapshot_id,
+                    SnapshotRow.snapshot_filename,
+                )
+                .outerjoin(SnapshotRow, SnapshotRow.id == WorkflowSnapshotMember.snapshot_id)
+                .where(WorkflowSnapshotMember.workflow_snapshot_id.in_(ids))
+            ):
+                members[wid].append((inst, sid, fname))
+            completed_by = WorkflowSnapshotRow.completed_by_snapshot_id
+            completed: dict[int, str] = {
+                wid: fname
+                for wid, fname in session.execute(
+                    select(WorkflowSnapshotRow.id, SnapshotRow.snapshot_filename)
+                    .join(SnapshotRow, SnapshotRow.id == completed_by)
+                    .where(WorkflowSnapshotRow.id.in_(ids))
+                )
+            }
+            records = RecordList[WorkflowSnapshotRecord]()
+            for row, run_name in rows:
+                ordered = sorted(members[row.id], key=lambda m: instance_sort_key(m[0]))
+                records.append(
+                    WorkflowSnapshotRecord(
+                        id=row.id,
+                        run=run_name,
+                        run_id=row.run_id,
+                        sequence=row.sequence,
+                        members={inst: fname for inst, _sid, fname in ordered},
+                        member_ids={inst: sid for inst, sid, _fname in ordered},
+                        completed_by=completed.get(row.id),
+                        timestamp=row.timestamp,
+                        description=row.description,
+                        resume_file=self.resolve_path(row.resume_file) if row.resume_file else None,
+                        source=row.source,
+                        created_at=_utc(row.created_at),
+                    )
+                )
+            return records
+
     # -- schema ------------------------------------------------------------------------
 
     @staticmethod
@@ -451,6 +647,21 @@ class Catalog:
             return upgrade_catalog(engine, location=display_location(url))
         finally:
             engine.dispose()
+
+
+def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, float]:
+    """Finite timestamps of the given snapshots (NaN and infinities left out)."""
+    found: dict[int, float] = {}
+    ids = sorted(snapshot_ids)
+    for start in range(0, len(ids), _IN_CHUNK):
+        for sid, ts in session.execute(
+            select(SnapshotRow.id, SnapshotRow.timestamp).where(
+                SnapshotRow.id.in_(ids[start : start + _IN_CHUNK])
+            )
+        ):
+            if ts is not None and abs(ts) != float("inf"):
+                found[sid] = float(ts)
+    return found
 
 
 def _utc(when: dt.datetime) -> dt.datetime:

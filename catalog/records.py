@@ -167,3 +167,58 @@ def _row(record: Any) -> dict[str, Any]:
 def record_list(items: Iterable[T]) -> RecordList[T]:
     """Wrap records in a :class:`RecordList`."""
     return RecordList(items)
+
+
+@dataclass(frozen=True)
+class WorkflowSnapshotRecord:
+    """A recorded resume point: one snapshot per instance, or a fresh start.
+
+    Attributes:
+        id: Catalog id.
+        run: The run's name.
+        run_id: The run's catalog id.
+        sequence: Its place in the order the run's workflow snapshots were found.
+        members: Instance -> snapshot file (as submitted), None where the
+            instance restarts from scratch; in MUSCLE3's instance order.
+        member_ids: Instance -> snapshot id, None for a fresh start.
+        completed_by: The snapshot file whose submission completed it, if known.
+        timestamp: Its simulation time: the largest finite member timestamp,
+            so "at or before T" means every member is at or before T.
+        description: The description MUSCLE3 writes into the resume file.
+        resume_file: The ``snapshot_*.ymmsl`` written or imported for it.
+        source: ``registry``, ``import`` or ``reindex``.
+        created_at: When it was recorded.
+    """
+
+    id: int
+    run: str
+    run_id: int
+    sequence: int
+    members: dict[str, str | None]
+    member_ids: dict[str, int | None]
+    completed_by: str | None
+    timestamp: float | None
+    description: str
+    resume_file: Path | None
+    source: str
+    created_at: dt.datetime
+
+    @property
+    def resume(self) -> dict[str, str]:
+        """Instance -> snapshot file for the instances that resume (non-null members)."""
+        return {k: v for k, v in self.members.items() if v is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``muscle-catalog workflows --json`` prints."""
+        return {
+            "id": self.id,
+            "run": self.run,
+            "sequence": self.sequence,
+            "timestamp": json_float(self.timestamp),
+            "members": dict(self.members),
+            "resume": self.resume,
+            "completed_by": self.completed_by,
+            "resume_file": str(self.resume_file) if self.resume_file else None,
+            "source": self.source,
+            "description": self.description,
+        }
