@@ -1,0 +1,109 @@
+"""Schema revisions: creating, refusing newer catalogs, asking for upgrades, backing up."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from catalog import (
+    Catalog,
+    CatalogTooNewError,
+    CatalogTooOldError,
+    SchemaVersionError,
+    open_catalog,
+)
+from catalog.db import versioning
+from catalog.db.engine import to_url
+from catalog.db.schema import VERSION_TABLE, Base
+
+
+def _stamp(url: str, revision: str) -> None:
+    engine = create_engine(to_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = :r"), {"r": revision})
+    engine.dispose()
+
+
+def test_migrations_create_exactly_the_models(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+        assert versioning.current_revision(conn) == versioning.head_revision()
+
+
+def test_catalog_from_a_newer_release_is_refused_untouched(
+    catalog: Catalog, catalog_url: str, tmp_path: Path
+) -> None:
+    catalog.ensure_run(tmp_path / "run")
+    catalog.close()
+    _stamp(catalog_url, "ffffffffffff")
+    with pytest.raises(CatalogTooNewError, match="newer") as info:
+        open_catalog(catalog_url)
+    assert "pip install -U" in str(info.value)
+    with pytest.raises(CatalogTooNewError):
+        Catalog.upgrade(catalog_url)
+    _stamp(catalog_url, versioning.head_revision())
+    with open_catalog(catalog_url) as again:
+        assert [r.name for r in again.runs()] == ["run"]
+
+
+def test_older_catalog_names_the_upgrade_command(
+    catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_catalog(catalog_url).close()
+    real_head = versioning.head_revision()
+    monkeypatch.setattr(versioning, "head_revision", lambda: "9999")
+    monkeypatch.setattr(versioning, "known_revisions", lambda: {real_head, "9999"})
+    with pytest.raises(CatalogTooOldError, match=r"muscle-catalog --catalog .* upgrade"):
+        open_catalog(catalog_url)
+
+
+def test_upgrade_backs_up_sqlite_first(tmp_path: Path) -> None:
+    path = tmp_path / "cat.sqlite"
+    Catalog.upgrade(path)  # creates an empty catalog at head
+    assert Catalog.upgrade(path) == (versioning.head_revision(), versioning.head_revision(), None)
+    # A catalog stamped at no revision but with our tables is refused as damaged.
+    engine = create_engine(to_url(path))
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+    engine.dispose()
+    with pytest.raises(SchemaVersionError, match="not a snapshot catalog"):
+        open_catalog(path)
+
+
+def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
+    path = tmp_path / "cat.sqlite"
+    with open_catalog(path) as cat:
+        cat.ensure_run(tmp_path / "run")
+    backup = versioning.backup_sqlite(path, versioning.head_revision())
+    assert backup.name.startswith("cat.sqlite.bak-")
+    with open_catalog(backup) as copy:
+        assert [r.name for r in copy.runs()] == ["run"]
+
+
+def test_empty_database_without_create_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SchemaVersionError, match="not a snapshot catalog yet"):
+        open_catalog(tmp_path / "new.sqlite", create=False)
+
+
+def _open_and_record(url: str, run_dir: str, index: int) -> int:
+    with open_catalog(url) as cat:
+        return cat.ensure_run(Path(run_dir)).id
+
+
+def test_many_processes_creating_one_catalog_create_it_once(
+    catalog_url: str, tmp_path: Path
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        ids = pool.starmap(
+            _open_and_record, [(catalog_url, str(tmp_path / "run"), i) for i in range(12)]
+        )
+    assert len(set(ids)) == 1
+    with open_catalog(catalog_url) as cat:
+        assert len(cat.runs()) == 1
