@@ -1,0 +1,210 @@
+"""The file side of a snapshot: durable, never-overwriting writes and checked reads.
+
+MUSCLE3 writes a ``.pack`` file straight to its final name with no fsync, so
+a crash can leave a half-written file that looks like a snapshot. We write
+the bytes under a temporary name in the same directory, fsync them, then
+hard-link the temporary file to the final name (``link`` fails instead of
+replacing an existing file, so two processes saving the same instance into
+one directory can never overwrite each other), remove the temporary name
+and fsync the directory. Only after that does the caller record the file
+in the catalog, so a recorded row never points at a partial file.
+
+File names follow MUSCLE3 exactly (``{safe_id}_{n}.pack``, one counter per
+saver starting at 1, skipped names still advance it), so MUSCLE3 finds and
+reads what we write.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.errors import SnapshotFileError, SnapshotWriteError
+from catalog.naming import pack_file_name, safe_id
+from catalog.payload import decode_snapshot
+from catalog.snapshot import Snapshot
+
+#: How many taken names are skipped before giving up, as in MUSCLE3.
+MAX_NAME_ATTEMPTS = 10000
+
+#: ``link`` errors meaning "this filesystem has no hard links": fall back to exclusive create.
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where a snapshot was stored, and what was stored.
+
+    Attributes:
+        path: The final path (absolute if the directory was).
+        number: The counter value used in its name.
+        next_number: The counter value to try next time.
+        size_bytes: Bytes written.
+        sha256: Hex digest of the bytes written.
+    """
+
+    path: Path
+    number: int
+    next_number: int
+    size_bytes: int
+    sha256: str
+
+
+def store_pack(directory: Path, instance: str, data: bytes, first_number: int) -> StoredFile:
+    """Durably write a snapshot file under the first free MUSCLE3 name, never overwriting.
+
+    Args:
+        directory: The snapshot directory (created if missing).
+        instance: The instance name; validated before any path is built.
+        data: The complete file content (version byte included).
+        first_number: The counter value to try first.
+
+    Returns:
+        Where and what was stored.
+
+    Raises:
+        InvalidInstanceError: The instance name is not valid.
+        SnapshotWriteError: No free name among the next 10000, or the write
+            failed (disk full, permissions); nothing is left behind then.
+    """
+    stem = safe_id(instance)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotWriteError(
+            f"Cannot create the snapshot directory {directory}: {exc.strerror}. "
+            "Check that the run directory is writable."
+        ) from exc
+    temporary = directory / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        _write_synced(temporary, data)
+        try:
+            path, number = _link_to_free_name(temporary, directory, instance, first_number, data)
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_directory(directory)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise SnapshotWriteError(
+            f"Could not store a snapshot of {instance} in {directory}: {exc}. "
+            "Check free disk space and permissions; no snapshot was recorded."
+        ) from exc
+    return StoredFile(
+        path=path,
+        number=number,
+        next_number=number + 1,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link_to_free_name(
+    temporary: Path, directory: Path, instance: str, number: int, data: bytes
+) -> tuple[Path, int]:
+    last: Path | None = None
+    for _ in range(MAX_NAME_ATTEMPTS):
+        candidate = directory / pack_file_name(instance, number)
+        last = candidate
+        try:
+            os.link(temporary, candidate)
+            return candidate, number
+        except FileExistsError:
+            number += 1
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if _create_exclusive(candidate, data):
+                return candidate, number
+            number += 1
+    raise SnapshotWriteError(
+        "Could not find an available filename for storing the next snapshot: "
+        f"{last} already exists, as do the {MAX_NAME_ATTEMPTS - 1} names before it. "
+        "Move old snapshots away or use a fresh run directory."
+    )
+
+
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    """Fallback for filesystems without hard links: exclusive create, then write and fsync."""
+    try:
+        _write_synced(path, data)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A snapshot file read from disk.
+
+    Attributes:
+        path: The file.
+        snapshot: Its decoded content.
+        size_bytes: Its size.
+        sha256: Hex digest of its bytes.
+    """
+
+    path: Path
+    snapshot: Snapshot
+    size_bytes: int
+    sha256: str
+
+
+def read_pack_bytes(path: Path) -> bytes:
+    """Read a snapshot file's bytes with errors that name the file and the fix.
+
+    Raises:
+        SnapshotFileError: Missing, not a file, or unreadable.
+    """
+    if not path.is_file():
+        problem = "it is a directory" if path.is_dir() else "the file does not exist"
+        raise SnapshotFileError(path, f"{problem}. Please ensure this path exists and can be read.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SnapshotFileError(
+            path, f"{exc.strerror or exc}. Check the file's permissions."
+        ) from exc
+
+
+def load_pack(path: Path) -> LoadedFile:
+    """Read and decode a snapshot file, keeping its size and checksum.
+
+    Raises:
+        SnapshotFileError: The file is missing, unreadable or not a valid snapshot.
+    """
+    data = read_pack_bytes(path)
+    return LoadedFile(
+        path=path,
+        snapshot=decode_snapshot(data, path),
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
