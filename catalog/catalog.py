@@ -69,6 +69,8 @@ class NewSnapshot:
         size_bytes: File size.
         sha256: Hex digest of the file's bytes.
         sequence: The number in the file name, if it follows MUSCLE3's naming.
+        status: ``present``, or ``missing`` when only the metadata reached us
+            (a submission whose file could not be read).
     """
 
     instance: str
@@ -78,6 +80,7 @@ class NewSnapshot:
     size_bytes: int | None
     sha256: str | None
     sequence: int | None = None
+    status: str = STATUS_PRESENT
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,24 @@ class Catalog:
         found = self._records_where(SnapshotRow.path == self.stored_path(path))
         return found[0] if found else None
 
+    def snapshot_ids(self, paths: Sequence[Path | str]) -> dict[str, int]:
+        """Ids of recorded snapshot files, in one query per few hundred paths.
+
+        Args:
+            paths: Snapshot files (absolute, or relative to the working directory).
+
+        Returns:
+            ``stored_path(path)`` -> id, for the paths that are recorded.
+        """
+        stored = list(dict.fromkeys(self.stored_path(p) for p in paths))
+        found: dict[str, int] = {}
+        with self.read_session() as session:
+            for start in range(0, len(stored), _IN_CHUNK):
+                chunk = stored[start : start + _IN_CHUNK]
+                query = select(SnapshotRow.path, SnapshotRow.id).where(SnapshotRow.path.in_(chunk))
+                found.update({path: sid for path, sid in session.execute(query)})
+        return found
+
     def snapshot(self, snapshot_id: int) -> SnapshotRecord:
         """One snapshot by id.
 
@@ -509,19 +530,23 @@ class Catalog:
             row = session.get_one(WorkflowSnapshotRow, workflow_snapshot_id)
             row.resume_file = self.stored_path(resume_file)
 
-    def delete_workflow_snapshots(self, run_id: int) -> int:
+    def delete_workflow_snapshots(self, run_id: int, source: str | None = None) -> int:
         """Forget a run's workflow snapshots (before recomputing them); files stay.
+
+        Args:
+            run_id: The run.
+            source: Only those with this source (``registry``, ``import``,
+                ``reindex``); all if None.
 
         Returns:
             How many were deleted.
         """
+        conditions = [WorkflowSnapshotRow.run_id == run_id]
+        if source is not None:
+            conditions.append(WorkflowSnapshotRow.source == source)
         with self.write_session() as session:
             _lock_run(session, run_id)
-            rows = list(
-                session.scalars(
-                    select(WorkflowSnapshotRow).where(WorkflowSnapshotRow.run_id == run_id)
-                )
-            )
+            rows = list(session.scalars(select(WorkflowSnapshotRow).where(*conditions)))
             for row in rows:
                 session.delete(row)
         return len(rows)
@@ -716,7 +741,7 @@ def _snapshot_row(run_id: int, stored: str, order: int, new: NewSnapshot) -> dic
         "next_timestamp_nan": next_ts_nan,
         "is_final_snapshot": bool(snapshot.is_final_snapshot),
         "is_implicit": message is None,
-        "status": STATUS_PRESENT,
+        "status": new.status,
         "recorded_at": now,
     }
 

@@ -1,0 +1,138 @@
+"""Writing ``snapshot_*.ymmsl`` resume files with the content MUSCLE3 writes.
+
+A resume file is a yMMSL document with a ``resume:`` section (instance ->
+``.pack`` file, for the instances that do not restart from scratch) and a
+description listing the triggers and a table of the members. Appending it to
+the ``muscle_manager`` command line resumes the run. The manager ignores the
+description; we reproduce it exactly anyway (``MUSCLE3_BEHAVIOUR.md``
+section 7) so that users and tools reading these files see what they know.
+
+Unlike MUSCLE3, which gives up after 100 files in one second (and with it the
+whole registry), we keep counting, and create each file exclusively so that
+two writers can never overwrite each other's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ymmsl
+from ymmsl import v0_2
+
+from catalog.errors import CatalogError
+from catalog.naming import instance_sort_key
+
+#: The trigger MUSCLE3 lists for instances that restart from scratch.
+RESTART_TRIGGER = "Instance start"
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """What the description says about one member of a workflow snapshot.
+
+    Attributes:
+        instance: The instance.
+        path: The snapshot file as submitted, or None if it restarts from scratch.
+        triggers: The snapshot's triggers.
+        timestamp: Its simulation time (NaN for implicit snapshots).
+        wallclock_time: Its wallclock time.
+        is_final: Whether it was taken at the end of a reuse iteration.
+    """
+
+    instance: str
+    path: str | None
+    triggers: Sequence[str]
+    timestamp: float
+    wallclock_time: float
+    is_final: bool
+
+    @staticmethod
+    def restart(instance: str) -> MemberSummary:
+        """The member for an instance that starts from scratch, as MUSCLE3 prints it."""
+        return MemberSummary(instance, None, [RESTART_TRIGGER], 0, 0, True)
+
+
+def describe(model_name: str, members: Sequence[MemberSummary], taken: dt.datetime) -> str:
+    """The description MUSCLE3 writes into a resume file, character for character.
+
+    Args:
+        model_name: The model's name.
+        members: One per instance, in any order (sorted here as MUSCLE3 does).
+        taken: When the workflow snapshot was found.
+    """
+    ordered = sorted(members, key=lambda m: instance_sort_key(m.instance))
+    triggers: dict[str, list[str]] = {}
+    for member in ordered:
+        for trigger in member.triggers:
+            triggers.setdefault(trigger, []).append(member.instance)
+    width = max([len("Instance ")] + [len(m.instance) for m in ordered])
+    table = [
+        "Instance".ljust(width) + " t           Wallclock time  Type",
+        "-" * (width + 41),
+    ]
+    table += [
+        f"{m.instance.ljust(width)} {_g(m.timestamp)} {_g(m.wallclock_time)}"
+        f"     {'Final' if m.is_final else 'Intermediate'}"
+        for m in ordered
+    ]
+    trigger_lines = [f"- {t} ({', '.join(triggers[t])})" for t in sorted(triggers)]
+    return (
+        f"Workflow snapshot for {model_name} taken on {taken:%Y-%m-%d %H:%M:%S}.\n"
+        "Snapshot triggers:\n" + "\n".join(trigger_lines) + "\n\n" + "\n".join(table) + "\n"
+    )
+
+
+def _g(value: float) -> str:
+    # MUSCLE3 formats with f"{x:<11.6g}"; ints (restart rows) print as "0".
+    if isinstance(value, float) and math.isnan(value):
+        return f"{'nan':<11}"
+    return f"{value:<11.6g}"
+
+
+def resume_document(resume: Mapping[str, str | Path], description: str) -> str:
+    """The yMMSL text of a resume file (``ymmsl_version: v0.2``, ``description: |+``)."""
+    ordered = sorted(resume.items(), key=lambda item: instance_sort_key(item[0]))
+    configuration = v0_2.Configuration(
+        resume={v0_2.Reference(instance): Path(path) for instance, path in ordered},
+        description=description,
+    )
+    text: str = ymmsl.dump(configuration)
+    return text
+
+
+def write_resume_file(folder: Path, text: str, taken: dt.datetime) -> Path:
+    """Write a resume file under MUSCLE3's name for ``taken``, never overwriting.
+
+    Names are ``snapshot_YYYYmmdd_HHMMSS.ymmsl``, then ``..._1.ymmsl``,
+    ``..._2.ymmsl`` and so on, without MUSCLE3's limit of 100 per second.
+
+    Returns:
+        The file written.
+
+    Raises:
+        CatalogError: The folder cannot be created or written.
+    """
+    stamp = f"{taken:%Y%m%d_%H%M%S}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CatalogError(f"Cannot create the snapshot folder {folder}: {exc}") from exc
+    counter = 0
+    while True:
+        name = f"snapshot_{stamp}.ymmsl" if counter == 0 else f"snapshot_{stamp}_{counter}.ymmsl"
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            counter += 1
+            continue
+        except OSError as exc:
+            raise CatalogError(f"Cannot write the resume file {path}: {exc}") from exc
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path

@@ -1,0 +1,164 @@
+"""SnapshotRegistry end to end: catalog rows, resume files and MUSCLE3's descriptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ymmsl
+
+from catalog.catalog import Catalog, open_catalog
+from catalog.registry import SnapshotRegistry
+from catalog.snapshot import SnapshotMetadata
+from tests.registry_streams import Stream, all_streams, run_dir_of
+
+STREAMS = {s.name: s for s in all_streams()}
+FIXED = dt.datetime(2000, 1, 1)
+
+
+def _replay(stream: Stream, catalog: Catalog, run_dir: Path) -> SnapshotRegistry:
+    registry = SnapshotRegistry(
+        stream.configuration(), run_dir / "snapshots", catalog, clock=lambda: FIXED
+    )
+    for instance, metadata in stream.submissions:
+        registry.register_snapshot(instance, metadata)
+    registry.shutdown()
+    return registry
+
+
+def _expected_by_submission(stream: Stream) -> dict[int, list[dict[str, object]]]:
+    found: dict[int, list[dict[str, object]]] = {}
+    for workflow in stream.expected["workflow_snapshots"]:
+        found.setdefault(workflow["after_submission"], []).append(workflow)
+    return found
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["dispatch5", "mm_vector4_stateless", "two_level_3x2", "fan4_wall", "v0.10/mm_vector6_blowup"],
+)
+def test_records_and_writes_what_muscle3_writes(
+    catalog: Catalog, tmp_path: Path, name: str
+) -> None:
+    stream = STREAMS[name]
+    registry = _replay(stream, catalog, tmp_path)
+    assert registry.stats.errors == []
+    records = catalog.workflow_snapshots(run=registry.run.id)
+    expected = _expected_by_submission(stream)
+    assert len(records) == len(expected)
+    files = sorted((tmp_path / "snapshots").glob("snapshot_*.ymmsl"))
+    assert len(files) == len(records)
+    for record, (index, candidates) in zip(records, sorted(expected.items()), strict=True):
+        assert record.completed_by == stream.submissions[index][1]["snapshot_filename"]
+        match = [c for c in candidates if c["selected"] == record.members]
+        assert len(match) == 1, f"submission {index}: not one of MUSCLE3's sets"
+        assert record.resume == match[0]["resume"]
+        if "description" not in match[0]:  # large outputs list descriptions of some only
+            continue
+        assert record.description == match[0]["description"]
+        assert record.source == "registry"
+        assert record.resume_file is not None
+        written: Any = ymmsl.load(record.resume_file.read_text())
+        assert {str(k): str(v) for k, v in written.resume.items()} == match[0]["resume"]
+        # ymmsl reads "|+" blocks back with the blank line before "resume:"
+        assert written.description.rstrip("\n") == match[0]["description"].rstrip("\n")
+
+
+def test_submissions_without_rows_are_recorded_from_their_files(tmp_path: Path) -> None:
+    """Real files submitted without rows end up in the catalog, read from disk."""
+    stream = STREAMS["v0.10/mm_vector5"]
+    source = run_dir_of(stream)
+    assert source is not None
+    run_dir = tmp_path / "mm_vector5"
+    shutil.copytree(source / "instances", run_dir / "instances")
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = _replay(stream, catalog, run_dir)
+        assert registry.stats.recorded_for_manager == len(stream.submissions)
+        rows = catalog.snapshots(run=registry.run.id)
+        assert len(rows) == len(stream.submissions)
+        assert all(r.status == "present" and r.sha256 for r in rows)
+        assert [r.snapshot_filename for r in rows] == [
+            m["snapshot_filename"] for _, m in stream.submissions
+        ]
+
+
+def test_metadata_only_submissions_are_marked_missing(catalog: Catalog, tmp_path: Path) -> None:
+    stream = STREAMS["mm_scalar_at_rules"]
+    registry = _replay(stream, catalog, tmp_path)
+    rows = catalog.snapshots(run=registry.run.id)
+    assert {r.status for r in rows} == {"missing"}
+    assert [r.port_message_counts for r in rows] == [
+        m["port_message_counts"] for _, m in stream.submissions
+    ]
+
+
+def test_existing_rows_are_used_not_duplicated(tmp_path: Path) -> None:
+    stream = STREAMS["mm_scalar_at_rules"]
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        first = _replay(stream, catalog, tmp_path)
+        ids_before = [r.id for r in catalog.snapshots(run=first.run.id)]
+        second = _replay(stream, catalog, tmp_path)
+        assert second.stats.recorded_for_manager == 0
+        assert [r.id for r in catalog.snapshots(run=first.run.id)] == ids_before
+
+
+def test_more_than_a_hundred_resume_files_in_one_second(tmp_path: Path) -> None:
+    """MUSCLE3 gives up after _99 and its registry dies; we keep numbering."""
+    stream = STREAMS["mm_vector5_wall"]  # 108 submissions complete a workflow snapshot
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = _replay(stream, catalog, tmp_path)
+    names = sorted(p.name for p in (tmp_path / "snapshots").glob("snapshot_*.ymmsl"))
+    assert registry.stats.workflow_snapshots == len(names) > 100
+    assert "snapshot_20000101_000000_100.ymmsl" in names
+
+
+def test_single_instance_model_is_resumable(catalog: Catalog, tmp_path: Path) -> None:
+    stream = STREAMS["single_component"]
+    registry = _replay(stream, catalog, tmp_path)
+    records = catalog.workflow_snapshots(run=registry.run.id)
+    assert len(records) == len(stream.submissions)
+    assert records[-1].resume == {"solo": stream.submissions[-1][1]["snapshot_filename"]}
+
+
+def test_a_bad_submission_is_reported_and_the_rest_processed(tmp_path: Path) -> None:
+    stream = STREAMS["mm_scalar_at_rules"]
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = SnapshotRegistry(
+            stream.configuration(), tmp_path / "snapshots", catalog, clock=lambda: FIXED
+        )
+        registry.register_snapshot("nosuchcomponent", stream.submissions[0][1] | {
+            "snapshot_filename": "instances/x/snapshots/x_1.pack"
+        })  # fmt: skip
+        for instance, metadata in stream.submissions:
+            registry.register_snapshot(instance, metadata)
+        registry.shutdown()
+        assert len(registry.stats.errors) == 1
+        assert "nosuchcomponent" in registry.stats.errors[0]
+        assert registry.stats.workflow_snapshots == len(_expected_by_submission(stream))
+
+
+def test_accepts_our_metadata_objects_and_works_synchronously(tmp_path: Path) -> None:
+    stream = STREAMS["interact_lockstep"]
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = SnapshotRegistry(
+            stream.configuration(), tmp_path / "snapshots", catalog, threaded=False
+        )
+        for instance, metadata in stream.submissions:
+            registry.register_snapshot(ymmsl.v0_2.Reference(instance), SnapshotMetadata(**metadata))
+            # processed already: no shutdown needed to see the result
+        assert registry.stats.submissions == len(stream.submissions)
+        assert len(catalog.workflow_snapshots()) == len(_expected_by_submission(stream))
+        registry.shutdown()
+
+
+def test_default_catalog_is_in_the_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MUSCLE_SNAPSHOT_CATALOG", raising=False)
+    stream = STREAMS["interact_lockstep"]
+    registry = SnapshotRegistry(stream.configuration(), tmp_path / "snapshots")
+    registry.shutdown()
+    assert (tmp_path / "snapshot_catalog.sqlite").is_file()
