@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.consistency import snapshots_consistent
+from catalog.consistency import PairChecker, compile_checker
 from catalog.topology import Topology
 
 _logger = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class SnapshotGraph:
         self._nodes: dict[str, list[SnapshotNode]] = {i: [] for i in self._instances}
         self._consistent_count = dict.fromkeys(self._instances, 0)
         self._without_consistent = len(self._instances)
+        self._checkers: dict[tuple[str, str], PairChecker] = {}
         for instance in self._instances:
             self.add(instance, {}, None, is_restart=True)
 
@@ -136,17 +137,19 @@ class SnapshotGraph:
         if node.consistent:
             self._became_consistent(node)
         for peer in peers:
-            pairs = self.topology.port_pairs(instance, peer)
+            check = self._checker(instance, peer)
             for other in self._nodes[peer]:
-                if snapshots_consistent(
-                    pairs,
-                    counts,
-                    other.counts,
-                    own_is_restart=is_restart,
-                    peer_is_restart=other.is_restart,
-                ):
+                if check(counts, other.counts, is_restart, other.is_restart):
                     self._link(node, other)
         return node
+
+    def _checker(self, instance: str, peer: str) -> PairChecker:
+        key = (instance, peer)
+        checker = self._checkers.get(key)
+        if checker is None:
+            checker = compile_checker(self.topology.port_pairs(instance, peer))
+            self._checkers[key] = checker
+        return checker
 
     def _known(self, instance: str) -> str:
         if instance not in self._nodes:
