@@ -279,16 +279,15 @@ class SnapshotRegistry:
         self.stats.errors.append(message)
         _logger.error("Snapshot registry: %s", message, exc_info=exc)
 
-    def _path(self, filename: str) -> Path:
-        path = Path(filename)
-        return path if path.is_absolute() else self._run_dir / path
+    def _path(self, filename: str) -> str:
+        return os.path.join(self._run_dir, filename)  # join keeps absolute names as they are
 
     def _snapshot_ids(self, batch: list[Submission]) -> list[int]:
         paths = [self._path(s.snapshot_filename) for s in batch]
         known = self.catalog.snapshot_ids(paths)
         stored = [self.catalog.stored_path(p) for p in paths]
         missing = [
-            _new_snapshot(s, p)
+            _new_snapshot(s, Path(p))
             for s, p, key in zip(batch, paths, stored, strict=True)
             if key not in known
         ]
@@ -362,7 +361,7 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
         snapshot = Snapshot(
             triggers=list(submission.triggers),
             wallclock_time=submission.wallclock_time,
-            port_message_counts={k: list(v) for k, v in submission.port_message_counts.items()},
+            port_message_counts=dict(submission.port_message_counts),  # type: ignore[arg-type]
             is_final_snapshot=submission.is_final_snapshot,
             message=message,
         )

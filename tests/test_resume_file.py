@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import ymmsl
 
-from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
+from catalog.naming import instance_sort_key
+from catalog.resume_file import (
+    MemberSummary,
+    _plain_document,
+    describe,
+    resume_document,
+    write_resume_file,
+)
 from tests.conftest import RUNS
 
 MUSCLE3_FILES = sorted(RUNS.glob("v0.1*/*/snapshots/snapshot_*.ymmsl"))
@@ -24,6 +31,10 @@ def test_document_is_byte_identical_to_muscle3s(path: Path) -> None:
     description = "".join(line[2:] + "\n" for line in description.splitlines())
     resume = {str(k): str(v) for k, v in loaded.resume.items()}
     assert resume_document(resume, description.rstrip("\n") + "\n") == text
+    ordered: list[tuple[str, str | Path]] = sorted(
+        resume.items(), key=lambda item: instance_sort_key(item[0])
+    )
+    assert _plain_document(ordered, description.rstrip("\n") + "\n") == text  # the fast path
 
 
 def test_description_matches_muscle3_format() -> None:
@@ -57,3 +68,27 @@ def test_names_never_collide(tmp_path: Path) -> None:
     assert paths[1].name == "snapshot_20000101_120000_1.ymmsl"
     assert paths[102].name == "snapshot_20000101_120000_102.ymmsl"
     assert [p.read_text() for p in paths] == [f"n{i}\n" for i in range(103)]
+
+
+@pytest.mark.parametrize(
+    ("resume", "description"),
+    [
+        ({}, "Workflow snapshot for x taken on 2000-01-01 00:00:00.\nSnapshot triggers:\n\n"),
+        ({"a": "/p/a_1.pack", "b[10]": "rel/b-10_1.pack", "b[2]": "/p/b-2_1.pack"}, "one\n\ntwo\n"),
+        ({"a": "/with space/a.pack"}, "x\n"),
+        ({"a": "/p/a.pack"}, "trailing space \n"),
+        ({"true": "/p/a.pack"}, "x\n"),
+        ({"a": "[weird]: path"}, "tab\there\n"),
+        ({"a": "/p/a.pack"}, "ümlaut\n"),
+    ],
+)
+def test_fast_document_equals_ymmsls_own(resume: dict[str, str], description: str) -> None:
+    from ymmsl import v0_2
+
+    ordered = sorted(resume.items(), key=lambda item: instance_sort_key(item[0]))
+    reference = ymmsl.dump(
+        v0_2.Configuration(
+            resume={v0_2.Reference(k): Path(v) for k, v in ordered}, description=description
+        )
+    )
+    assert resume_document(resume, description) == reference
