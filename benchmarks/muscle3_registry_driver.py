@@ -4,8 +4,8 @@ Runs inside a separate virtual environment that has ``muscle3==0.10.0``
 installed (``registry_benchmark.py`` creates it), so that the baseline is
 the released code, untouched. Reads a JSON file ``{"ymmsl": ..., "stream":
 [[instance, metadata], ...]}`` and prints one JSON line: the elapsed seconds
-(construction to the end of the registry thread) and the number of resume
-files written.
+(construction to the end of the registry thread) and the resume mappings
+of the files written, in order.
 
 Usage: python muscle3_registry_driver.py STREAM.json WORK_DIR
 """
@@ -21,6 +21,7 @@ import ymmsl
 from libmuscle.manager.snapshot_registry import SnapshotRegistry
 from libmuscle.manager.topology_store import TopologyStore
 from libmuscle.snapshot import SnapshotMetadata
+from resume_files import read_resume_mappings  # beside this script; sys.path[0] is its folder
 from ymmsl.v0_2 import Configuration, Reference
 
 
@@ -42,8 +43,8 @@ def main() -> None:
     registry.shutdown()
     registry.join()
     elapsed = time.perf_counter() - start
-    written = len(list(snapshot_folder.glob("snapshot_*.ymmsl")))
-    print(json.dumps({"seconds": elapsed, "resume_files": written}))
+    resumes = read_resume_mappings(snapshot_folder)
+    print(json.dumps({"seconds": elapsed, "resumes": resumes}))
 
 
 if __name__ == "__main__":
