@@ -21,11 +21,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.db.engine import READ_ONLY, create_catalog_engine, sqlite_file, to_url
@@ -217,25 +218,34 @@ class Catalog:
             The run's record.
         """
         stored = self.stored_path(run_dir)
+        fields = {"model_name": model_name, "configuration": configuration}
+        try:
+            run_id = self._find_or_create_run(stored, name, source, fields)
+        except IntegrityError:
+            # PostgreSQL: another process created the row between our SELECT and
+            # INSERT (SQLite's BEGIN IMMEDIATE rules this out); now it is there.
+            run_id = self._find_or_create_run(stored, name, source, fields)
+        return self.run(run_id)
+
+    def _find_or_create_run(
+        self, stored: str, name: str | None, source: str, fields: dict[str, str | None]
+    ) -> int:
         with self.write_session() as session:
             run = session.scalars(select(Run).where(Run.run_dir == stored)).one_or_none()
             if run is None:
                 run = Run(
-                    name=name or Path(os.path.abspath(run_dir)).name or stored,
+                    name=name or PurePosixPath(stored).name or stored,
                     run_dir=stored,
-                    model_name=model_name,
-                    configuration=configuration,
                     source=source,
+                    **fields,
                 )
                 session.add(run)
                 session.flush()
             else:
-                if model_name and not run.model_name:
-                    run.model_name = model_name
-                if configuration and not run.configuration:
-                    run.configuration = configuration
-            run_id = run.id
-        return self.run(run_id)
+                for key, value in fields.items():
+                    if value and not getattr(run, key):
+                        setattr(run, key, value)
+            return int(run.id)
 
     def set_run_lineage(self, run_id: int, resumed_from_run_id: int | None) -> None:
         """Record which run a run resumed from."""
@@ -249,9 +259,13 @@ class Catalog:
         Raises:
             CatalogError: No such run, or the name is ambiguous.
         """
-        matches = [r for r in self.runs() if r.id == run or r.name == str(run)]
-        if isinstance(run, str) and run.isdigit() and not matches:
-            matches = [r for r in self.runs() if r.id == int(run)]
+        runs = self.runs()
+        if isinstance(run, int):
+            matches = [r for r in runs if r.id == run]
+        else:
+            matches = [r for r in runs if r.name == run]
+            if not matches and run.isdigit():  # "--run 3" on the command line: an id
+                matches = [r for r in runs if r.id == int(run)]
         if not matches:
             known = ", ".join(r.name for r in self.runs()) or "none"
             raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
