@@ -1,0 +1,271 @@
+"""Resume selection: pick a workflow snapshot from the catalog and turn it into a resume file.
+
+The catalog's workflow snapshots are the resume points; a ``snapshot_*.ymmsl``
+file is only a view of one, which this module writes on demand (appended to
+the ``muscle_manager`` command line, it resumes the run). It also recomputes
+a run's workflow snapshots from its recorded snapshots (``reindex``), which
+is how imported run directories and runs whose manager did not use our
+registry get resume points, and lists, with a limit, all the workflow
+snapshots that contain one snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ymmsl
+
+from catalog.catalog import Catalog, NewWorkflowSnapshot
+from catalog.errors import ResumeSelectionError
+from catalog.records import SnapshotRecord, WorkflowSnapshotRecord
+from catalog.resume_file import MemberSummary, describe, resume_document
+from catalog.topology import Topology
+from catalog.workflow_search import SnapshotGraph
+
+#: Source recorded for workflow snapshots recomputed by :func:`reindex_run`.
+REINDEX_SOURCE = "reindex"
+
+_ORDER_NOTE = (
+    "Snapshots of imported runs are replayed in the order of their files' modification "
+    "times. Where instances saved at the same moment this can differ from the order the "
+    "MUSCLE3 manager received them, and since the search forgets older snapshots once a "
+    "workflow snapshot is found, the workflow snapshots can differ from those MUSCLE3 wrote "
+    "(the imported ones are kept beside them, with source 'import')."
+)
+
+
+def select_workflow_snapshot(
+    catalog: Catalog,
+    *,
+    run: int | str | None = None,
+    workflow_id: int | None = None,
+    before_time: float | None = None,
+) -> WorkflowSnapshotRecord:
+    """Choose a resume point: by id, else the newest (optionally at or before a time).
+
+    Args:
+        catalog: The catalog.
+        run: Only this run's workflow snapshots (name or id).
+        workflow_id: This workflow snapshot.
+        before_time: The newest whose simulation time is at or before this.
+
+    Raises:
+        ResumeSelectionError: Nothing matches; the message says what exists.
+    """
+    if workflow_id is not None:
+        record = catalog.workflow_snapshot(workflow_id)
+        if run is not None and record.run_id != catalog.run(run).id:
+            raise ResumeSelectionError(
+                f"Workflow snapshot {workflow_id} belongs to run {record.run!r}, not {run!r}"
+            )
+        return record
+    found = catalog.latest_workflow_snapshot(run=run, before_time=before_time)
+    if found is None:
+        where = f" of run {run!r}" if run is not None else ""
+        when = f" at or before simulation time {before_time}" if before_time is not None else ""
+        raise ResumeSelectionError(
+            f"No workflow snapshot{where}{when} in {catalog.location}. List them with "
+            "'muscle-catalog workflows'; runs imported without resume files get them with "
+            "'muscle-catalog reindex'."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class ResumeFile:
+    """A resume file's text and what to tell the user about it.
+
+    Attributes:
+        text: The yMMSL document.
+        resume: Instance -> snapshot file, as written into it (absolute paths).
+        missing: Snapshot files it names that do not exist on this machine.
+    """
+
+    text: str
+    resume: dict[str, str]
+    missing: list[str]
+
+
+def resume_file_for(catalog: Catalog, record: WorkflowSnapshotRecord) -> ResumeFile:
+    """The resume file for a workflow snapshot, naming the files where they are now.
+
+    Paths are the snapshot files' catalog locations made absolute, not the
+    names as once submitted, so that a run directory moved off a cluster
+    resumes from where its files are.
+    """
+    paths = _snapshot_paths(catalog, record)
+    resume = {
+        instance: str(paths[sid]) for instance, sid in record.member_ids.items() if sid is not None
+    }
+    missing = [path for path in resume.values() if not Path(path).is_file()]
+    return ResumeFile(resume_document(resume, record.description), resume, missing)
+
+
+def _snapshot_paths(catalog: Catalog, record: WorkflowSnapshotRecord) -> dict[int, Path]:
+    return {s.id: s.path for s in catalog.snapshots(run=record.run_id)}
+
+
+@dataclass
+class ReindexReport:
+    """What :func:`reindex_run` did.
+
+    Attributes:
+        run: The run's name.
+        snapshots: Snapshots replayed.
+        workflow_snapshots: Workflow snapshots found and recorded.
+        replaced: Earlier reindexed workflow snapshots removed.
+        notes: Things the user should know about the result.
+    """
+
+    run: str
+    snapshots: int = 0
+    workflow_snapshots: int = 0
+    replaced: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def reindex_run(
+    catalog: Catalog,
+    run: int | str,
+    *,
+    progress: Callable[[int], None] | None = None,
+    clock: Callable[[], dt.datetime] = dt.datetime.now,
+) -> ReindexReport:
+    """Recompute a run's workflow snapshots from its recorded snapshots, in recorded order.
+
+    Earlier results of this function for the run are replaced; workflow
+    snapshots recorded live or imported stay.
+
+    Args:
+        catalog: The catalog.
+        run: The run (name or id).
+        progress: Called with the number of snapshots handled, now and then.
+        clock: "Now", for the descriptions.
+
+    Raises:
+        ResumeSelectionError: The run has no recorded configuration to take the
+            model from.
+    """
+    record = catalog.run(run)
+    topology = _topology(catalog, record.id, record.name)
+    graph = SnapshotGraph(topology)
+    report = ReindexReport(run=record.name)
+    if record.source == "import":
+        report.notes.append(_ORDER_NOTE)
+    found: list[NewWorkflowSnapshot] = []
+    snapshots = [s for s in catalog.snapshots(run=record.id) if s.status != "deleted"]
+    for count, snapshot in enumerate(snapshots, start=1):
+        node = graph.add(snapshot.instance, snapshot.port_message_counts, snapshot)
+        workflow = graph.newest_workflow(node)
+        if workflow is not None:
+            graph.drop_older_than(workflow)
+            members = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
+            found.append(_new_workflow(topology.model_name, members, snapshot, clock()))
+        if progress is not None and count % 1000 == 0:
+            progress(1000)
+    if progress is not None and len(snapshots) % 1000:
+        progress(len(snapshots) % 1000)
+    report.snapshots = len(snapshots)
+    report.replaced = catalog.delete_workflow_snapshots(record.id, source=REINDEX_SOURCE)
+    catalog.record_workflow_snapshots(record.id, found)
+    report.workflow_snapshots = len(found)
+    return report
+
+
+def _topology(catalog: Catalog, run_id: int, name: str) -> Topology:
+    text = catalog.run_configuration(run_id)
+    if not text:
+        raise ResumeSelectionError(
+            f"Run {name!r} has no recorded configuration, so its model is unknown. Import its "
+            "run directory (with configuration.ymmsl) or let the SnapshotRegistry record it."
+        )
+    configuration: Any = ymmsl.load(text)
+    return Topology.from_configuration(configuration)
+
+
+def _new_workflow(
+    model_name: str,
+    members: dict[str, SnapshotRecord | None],
+    completed_by: SnapshotRecord,
+    taken: dt.datetime,
+) -> NewWorkflowSnapshot:
+    summaries = [
+        MemberSummary.restart(instance) if s is None else _summary(s)
+        for instance, s in members.items()
+    ]
+    return NewWorkflowSnapshot(
+        members={i: None if s is None else s.id for i, s in members.items()},
+        description=describe(model_name, summaries, taken),
+        completed_by_snapshot_id=completed_by.id,
+        source=REINDEX_SOURCE,
+    )
+
+
+def _summary(snapshot: SnapshotRecord) -> MemberSummary:
+    return MemberSummary(
+        snapshot.instance,
+        snapshot.snapshot_filename,
+        snapshot.triggers,
+        snapshot.timestamp,
+        snapshot.wallclock_time,
+        snapshot.is_final_snapshot,
+    )
+
+
+def workflows_containing(
+    catalog: Catalog, snapshot_id: int, *, limit: int = 10
+) -> list[dict[str, SnapshotRecord | None]]:
+    """Workflow snapshots containing one snapshot, among all of its run's snapshots.
+
+    Unlike the registry, which keeps only the newest workflow snapshot per
+    submission, this enumerates the alternatives, newest first. There can be
+    exponentially many; ``limit`` bounds both the result and the work.
+
+    Args:
+        catalog: The catalog.
+        snapshot_id: The snapshot every result must contain.
+        limit: At most this many results.
+
+    Returns:
+        Instance -> snapshot record (None: restart from scratch), per result.
+    """
+    target = catalog.snapshot(snapshot_id)
+    topology = _topology(catalog, target.run_id, target.run)
+    graph = SnapshotGraph(topology)
+    fixed = None
+    for snapshot in catalog.snapshots(run=target.run_id):
+        if snapshot.status == "deleted":
+            continue
+        node = graph.add(snapshot.instance, snapshot.port_message_counts, snapshot)
+        if snapshot.id == snapshot_id:
+            fixed = node
+    if fixed is None:
+        return []
+    return [
+        {i: None if n.is_restart else n.payload for i, n in workflow.items()}
+        for workflow in graph.workflows_containing(fixed, limit=limit)
+    ]
+
+
+def simulation_time(record: WorkflowSnapshotRecord) -> str:
+    """A workflow snapshot's simulation time for display (``-`` when none is finite)."""
+    if record.timestamp is None or math.isnan(record.timestamp):
+        return "-"
+    return f"{record.timestamp:g}"
+
+
+__all__ = [
+    "REINDEX_SOURCE",
+    "ReindexReport",
+    "ResumeFile",
+    "reindex_run",
+    "resume_file_for",
+    "select_workflow_snapshot",
+    "simulation_time",
+    "workflows_containing",
+]
