@@ -364,7 +364,9 @@ def _parse_ymmsl(text: str) -> _YmmslDocument:
             raise ValueError(str(exc)) from exc
     return _YmmslDocument(
         model_name=_model_name(document),
-        description=str(getattr(document, "description", None) or ""),
+        # ymmsl reads MUSCLE3's "|+" block with the blank line before "resume:";
+        # MUSCLE3's description itself ends with exactly one newline.
+        description=str(getattr(document, "description", None) or "").rstrip("\n") + "\n",
         resume=resume,
     )
 

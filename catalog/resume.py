@@ -103,7 +103,8 @@ def resume_file_for(catalog: Catalog, record: WorkflowSnapshotRecord) -> ResumeF
         instance: str(paths[sid]) for instance, sid in record.member_ids.items() if sid is not None
     }
     missing = [path for path in resume.values() if not Path(path).is_file()]
-    return ResumeFile(resume_document(resume, record.description), resume, missing)
+    description = record.description.rstrip("\n") + "\n"
+    return ResumeFile(resume_document(resume, description), resume, missing)
 
 
 def _snapshot_paths(catalog: Catalog, record: WorkflowSnapshotRecord) -> dict[int, Path]:

@@ -276,3 +276,73 @@ def test_describe_data_summarises_without_values() -> None:
     )
     assert describe_data([1, 2, 3]) == "list of 3 items"
     assert describe_data(None) == "NoneType None"
+
+
+# --------------------------------------------------------------------------- resume points
+
+MM_VECTOR5 = (RUNS / "v0.10/mm_vector5").absolute()
+
+
+def test_workflows_resume_and_reindex(tmp_path: Path) -> None:
+    location = str(tmp_path / "cat.sqlite")
+    assert invoke(location, "import", str(MM_VECTOR5)).exit_code == 0
+
+    listed = strict_json(invoke(location, "workflows", "--json").stdout)
+    imported = sorted(MM_VECTOR5.glob("snapshots/snapshot_*.ymmsl"))
+    assert len(listed) == len(imported)
+    assert {w["source"] for w in listed} == {"import"}
+    assert all(set(w["members"]) == {"macro", *(f"micro[{i}]" for i in range(5))} for w in listed)
+
+    out = tmp_path / "resume.ymmsl"
+    result = invoke(location, "resume", "--latest", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith("ymmsl_version: v0.2\ndescription: |+\n")
+    assert "\n\n\nresume:" not in text  # exactly MUSCLE3's layout
+    for line in text.split("resume:\n", 1)[1].splitlines():
+        path = Path(line.split(": ", 1)[1])
+        assert path.is_file() and path.is_relative_to(MM_VECTOR5)
+
+    printed = invoke(location, "resume", "--id", str(listed[0]["id"]))
+    assert printed.exit_code == 0 and printed.stdout.startswith("ymmsl_version: v0.2")
+    assert f"Workflow snapshot {listed[0]['id']}" in printed.stderr
+
+    reindexed = invoke(location, "reindex")
+    assert reindexed.exit_code == 0, reindexed.output
+    assert "mm_vector5:" in reindexed.stdout and "modification times" in reindexed.stdout
+    sources = [w["source"] for w in strict_json(invoke(location, "workflows", "--json").stdout)]
+    assert sources.count("import") == len(imported) and "reindex" in sources
+
+
+def test_resume_errors_are_one_line(tmp_path: Path) -> None:
+    location = str(tmp_path / "cat.sqlite")
+    assert invoke(location, "import", str(MM_VECTOR5)).exit_code == 0
+    assert_one_error_line(invoke(location, "resume", "--before-time", "-1"), "No workflow snapshot")
+    assert_one_error_line(invoke(location, "resume", "--id", "999"), "999")
+
+
+def test_resume_refuses_missing_snapshot_files(tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "mm_vector5"
+    shutil.copytree(MM_VECTOR5, run_dir)
+    location = str(tmp_path / "cat.sqlite")
+    assert invoke(location, "import", str(run_dir)).exit_code == 0
+    (run_dir / "instances/macro/snapshots/macro_6.pack").unlink()
+    assert_one_error_line(invoke(location, "resume"), "not here", "macro_6.pack")
+    assert invoke(location, "resume", "--allow-missing").exit_code == 0
+
+
+def test_alternatives_containing_a_snapshot(tmp_path: Path) -> None:
+    location = str(tmp_path / "cat.sqlite")
+    assert invoke(location, "import", str(MM_VECTOR5)).exit_code == 0
+    snapshots = strict_json(invoke(location, "snapshots", "--instance", "macro", "--json").stdout)
+    macro_last = str(snapshots[-1]["path"])
+    with open_catalog(location) as catalog:
+        record = catalog.snapshot_by_path(macro_last)
+        assert record is not None
+    result = invoke(location, "workflows", "--containing", str(record.id), "--limit", "2", "--json")
+    assert result.exit_code == 0, result.output
+    found = strict_json(result.stdout)
+    assert 1 <= len(found) <= 2
+    assert all(w["macro"] == macro_last for w in found)
