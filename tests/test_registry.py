@@ -162,3 +162,52 @@ def test_default_catalog_is_in_the_run_directory(
     registry = SnapshotRegistry(stream.configuration(), tmp_path / "snapshots")
     registry.shutdown()
     assert (tmp_path / "snapshot_catalog.sqlite").is_file()
+
+
+def test_thirty_micros_with_interchangeable_snapshots(catalog: Catalog, tmp_path: Path) -> None:
+    """The mm_vector30_large shape through the whole registry: one workflow snapshot, no hang.
+
+    MUSCLE3 needs over 2**30 search steps for the macro's submission here.
+    """
+    n = 30
+    text = f"""ymmsl_version: v0.2
+models:
+  mm:
+    description: thirty micros
+    components:
+      macro: {{ports: {{o_i: [o_i], s: [s]}}, description: m, implementation: m}}
+      micro:
+        ports: {{f_init: [f_i], o_f: [o_f]}}
+        description: u
+        implementation: u
+        multiplicity: [{n}]
+    conduits:
+      macro.o_i: micro.f_i
+      micro.o_f: macro.s
+programs:
+  m: {{executable: x}}
+  u: {{executable: x}}
+"""
+    registry = SnapshotRegistry(ymmsl.load(text), tmp_path / "snapshots", catalog)
+    for i in range(n):
+        for k in (1, 2):
+            registry.register_snapshot(
+                f"micro[{i}]",
+                _metadata(f"instances/micro[{i}]/snapshots/micro-{i}_{k}.pack", 0.1 * k,
+                          {"f_i": [1], "o_f": [0]}),
+            )  # fmt: skip
+    registry.register_snapshot(
+        "macro", _metadata("instances/macro/snapshots/macro_1.pack", 0.1, {"o_i": [1] * n,
+                                                                           "s": [1] * n})
+    )  # fmt: skip
+    registry.shutdown()
+    (workflow,) = catalog.workflow_snapshots(run=registry.run.id)
+    assert workflow.resume == {
+        "macro": "instances/macro/snapshots/macro_1.pack",
+        **{f"micro[{i}]": f"instances/micro[{i}]/snapshots/micro-{i}_2.pack" for i in range(n)},
+    }
+    assert len(list((tmp_path / "snapshots").glob("snapshot_*.ymmsl"))) == 1
+
+
+def _metadata(filename: str, t: float, counts: dict[str, list[int]]) -> SnapshotMetadata:
+    return SnapshotMetadata(["simulation_time >= 0.1"], t, t, None, counts, True, filename)
