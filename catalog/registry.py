@@ -141,7 +141,7 @@ class SnapshotRegistry:
         self,
         configuration: Any,
         snapshot_folder: Path,
-        catalog: Catalog | str | os.PathLike[str] | None = None,
+        catalog: Catalog | str | os.PathLike[str] | object | None = None,
         *,
         run_dir: Path | None = None,
         threaded: bool = True,
@@ -154,7 +154,8 @@ class SnapshotRegistry:
             configuration: The model's configuration as ``ymmsl.load`` returns it
                 (v0.1 or v0.2).
             snapshot_folder: Where resume files go (MUSCLE3: ``<run dir>/snapshots``).
-            catalog: A Catalog, or a path or URL to open. Default:
+            catalog: A Catalog, or a path or URL to open (anything else, such as
+                the TopologyStore MUSCLE3's manager passes here, is ignored). Default:
                 ``$MUSCLE_SNAPSHOT_CATALOG``, else ``<run dir>/snapshot_catalog.sqlite``
                 (the same place the instances' SnapshotManagers use).
             run_dir: The run directory; default: the snapshot folder's parent
@@ -171,6 +172,10 @@ class SnapshotRegistry:
         self._run_dir = run_dir or (
             self._folder.parent if self._folder.name == "snapshots" else self._folder
         )
+        if catalog is not None and not isinstance(catalog, Catalog | str | os.PathLike):
+            # MUSCLE3's manager passes its TopologyStore third; the topology
+            # comes from the configuration here, so it is not needed.
+            catalog = None
         self._owns_catalog = not isinstance(catalog, Catalog)
         self.catalog = (
             catalog
