@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass
@@ -10,7 +11,12 @@ from typing import Any
 
 import ymmsl
 
+from catalog.catalog import Catalog
+from catalog.registry import SnapshotRegistry
 from tests.conftest import REGISTRY_CASES, RUNS
+
+#: The date the oracle's descriptions carry.
+FIXED_DATE = dt.datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,39 @@ def run_streams() -> list[Stream]:
 
 def all_streams() -> list[Stream]:
     return registry_cases() + run_streams()
+
+
+def vector_model(micros: int) -> str:
+    """YMMSL text of the classic macro-micro model: ``macro`` with ``micro[0..micros-1]``."""
+    return f"""ymmsl_version: v0.2
+models:
+  mm:
+    description: macro with {micros} micros through vector ports
+    components:
+      macro: {{ports: {{o_i: [o_i], s: [s]}}, description: m, implementation: m}}
+      micro:
+        ports: {{f_init: [f_i], o_f: [o_f]}}
+        description: u
+        implementation: u
+        multiplicity: [{micros}]
+    conduits:
+      macro.o_i: micro.f_i
+      micro.o_f: macro.s
+programs:
+  m: {{executable: x}}
+  u: {{executable: x}}
+"""
+
+
+def replay_registry(stream: Stream, catalog: Catalog, run_dir: Path) -> SnapshotRegistry:
+    """Send a stream through a SnapshotRegistry (dates fixed to 2000-01-01, as the oracle's)."""
+    registry = SnapshotRegistry(
+        stream.configuration(), run_dir / "snapshots", catalog, clock=lambda: FIXED_DATE
+    )
+    for instance, metadata in stream.submissions:
+        registry.register_snapshot(instance, metadata)
+    registry.shutdown()
+    return registry
 
 
 def run_dir_of(stream: Stream) -> Path | None:

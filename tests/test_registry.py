@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,16 @@ import ymmsl
 from catalog.catalog import Catalog, open_catalog
 from catalog.registry import SnapshotRegistry
 from catalog.snapshot import SnapshotMetadata
-from tests.registry_streams import Stream, all_streams, run_dir_of
+from tests.registry_streams import (
+    FIXED_DATE,
+    Stream,
+    all_streams,
+    replay_registry,
+    run_dir_of,
+    vector_model,
+)
 
 STREAMS = {s.name: s for s in all_streams()}
-FIXED = dt.datetime(2000, 1, 1)
-
-
-def _replay(stream: Stream, catalog: Catalog, run_dir: Path) -> SnapshotRegistry:
-    registry = SnapshotRegistry(
-        stream.configuration(), run_dir / "snapshots", catalog, clock=lambda: FIXED
-    )
-    for instance, metadata in stream.submissions:
-        registry.register_snapshot(instance, metadata)
-    registry.shutdown()
-    return registry
 
 
 def _expected_by_submission(stream: Stream) -> dict[int, list[dict[str, object]]]:
@@ -44,7 +39,7 @@ def test_records_and_writes_what_muscle3_writes(
     catalog: Catalog, tmp_path: Path, name: str
 ) -> None:
     stream = STREAMS[name]
-    registry = _replay(stream, catalog, tmp_path)
+    registry = replay_registry(stream, catalog, tmp_path)
     assert registry.stats.errors == []
     records = catalog.workflow_snapshots(run=registry.run.id)
     expected = _expected_by_submission(stream)
@@ -75,7 +70,7 @@ def test_submissions_without_rows_are_recorded_from_their_files(tmp_path: Path) 
     run_dir = tmp_path / "mm_vector5"
     shutil.copytree(source / "instances", run_dir / "instances")
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
-        registry = _replay(stream, catalog, run_dir)
+        registry = replay_registry(stream, catalog, run_dir)
         assert registry.stats.recorded_for_manager == len(stream.submissions)
         rows = catalog.snapshots(run=registry.run.id)
         assert len(rows) == len(stream.submissions)
@@ -87,7 +82,7 @@ def test_submissions_without_rows_are_recorded_from_their_files(tmp_path: Path) 
 
 def test_metadata_only_submissions_are_marked_missing(catalog: Catalog, tmp_path: Path) -> None:
     stream = STREAMS["mm_scalar_at_rules"]
-    registry = _replay(stream, catalog, tmp_path)
+    registry = replay_registry(stream, catalog, tmp_path)
     rows = catalog.snapshots(run=registry.run.id)
     assert {r.status for r in rows} == {"missing"}
     assert [r.port_message_counts for r in rows] == [
@@ -98,9 +93,9 @@ def test_metadata_only_submissions_are_marked_missing(catalog: Catalog, tmp_path
 def test_existing_rows_are_used_not_duplicated(tmp_path: Path) -> None:
     stream = STREAMS["mm_scalar_at_rules"]
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
-        first = _replay(stream, catalog, tmp_path)
+        first = replay_registry(stream, catalog, tmp_path)
         ids_before = [r.id for r in catalog.snapshots(run=first.run.id)]
-        second = _replay(stream, catalog, tmp_path)
+        second = replay_registry(stream, catalog, tmp_path)
         assert second.stats.recorded_for_manager == 0
         assert [r.id for r in catalog.snapshots(run=first.run.id)] == ids_before
 
@@ -109,7 +104,7 @@ def test_more_than_a_hundred_resume_files_in_one_second(tmp_path: Path) -> None:
     """MUSCLE3 gives up after _99 and its registry dies; we keep numbering."""
     stream = STREAMS["mm_vector5_wall"]  # 108 submissions complete a workflow snapshot
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
-        registry = _replay(stream, catalog, tmp_path)
+        registry = replay_registry(stream, catalog, tmp_path)
     names = sorted(p.name for p in (tmp_path / "snapshots").glob("snapshot_*.ymmsl"))
     assert registry.stats.workflow_snapshots == len(names) > 100
     assert "snapshot_20000101_000000_100.ymmsl" in names
@@ -117,7 +112,7 @@ def test_more_than_a_hundred_resume_files_in_one_second(tmp_path: Path) -> None:
 
 def test_single_instance_model_is_resumable(catalog: Catalog, tmp_path: Path) -> None:
     stream = STREAMS["single_component"]
-    registry = _replay(stream, catalog, tmp_path)
+    registry = replay_registry(stream, catalog, tmp_path)
     records = catalog.workflow_snapshots(run=registry.run.id)
     assert len(records) == len(stream.submissions)
     assert records[-1].resume == {"solo": stream.submissions[-1][1]["snapshot_filename"]}
@@ -127,7 +122,7 @@ def test_a_bad_submission_is_reported_and_the_rest_processed(tmp_path: Path) -> 
     stream = STREAMS["mm_scalar_at_rules"]
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
         registry = SnapshotRegistry(
-            stream.configuration(), tmp_path / "snapshots", catalog, clock=lambda: FIXED
+            stream.configuration(), tmp_path / "snapshots", catalog, clock=lambda: FIXED_DATE
         )
         registry.register_snapshot("nosuchcomponent", stream.submissions[0][1] | {
             "snapshot_filename": "instances/x/snapshots/x_1.pack"
@@ -170,24 +165,7 @@ def test_thirty_micros_with_interchangeable_snapshots(catalog: Catalog, tmp_path
     MUSCLE3 needs over 2**30 search steps for the macro's submission here.
     """
     n = 30
-    text = f"""ymmsl_version: v0.2
-models:
-  mm:
-    description: thirty micros
-    components:
-      macro: {{ports: {{o_i: [o_i], s: [s]}}, description: m, implementation: m}}
-      micro:
-        ports: {{f_init: [f_i], o_f: [o_f]}}
-        description: u
-        implementation: u
-        multiplicity: [{n}]
-    conduits:
-      macro.o_i: micro.f_i
-      micro.o_f: macro.s
-programs:
-  m: {{executable: x}}
-  u: {{executable: x}}
-"""
+    text = vector_model(n)
     registry = SnapshotRegistry(ymmsl.load(text), tmp_path / "snapshots", catalog)
     for i in range(n):
         for k in (1, 2):

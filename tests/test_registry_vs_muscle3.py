@@ -20,6 +20,7 @@ import ymmsl
 
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph
+from tests.registry_streams import vector_model
 
 pytest.importorskip("libmuscle", reason="side-by-side tests need the 'test' extra (muscle3)")
 from libmuscle.manager.snapshot_registry import SnapshotRegistry as Muscle3Registry
@@ -30,27 +31,6 @@ from ymmsl.v0_2 import Configuration, Reference
 pytestmark = pytest.mark.interop
 
 Stream = list[tuple[str, dict[str, list[int]]]]
-
-
-def _model(micros: int) -> str:
-    return f"""ymmsl_version: v0.2
-models:
-  mm:
-    description: generated
-    components:
-      macro: {{ports: {{o_i: [o_i], s: [s]}}, description: m, implementation: m}}
-      micro:
-        ports: {{f_init: [f_i], o_f: [o_f]}}
-        description: u
-        implementation: u
-        multiplicity: [{micros}]
-    conduits:
-      macro.o_i: micro.f_i
-      micro.o_f: macro.s
-programs:
-  m: {{executable: x}}
-  u: {{executable: x}}
-"""
 
 
 def _stream(rng: random.Random, micros: int, steps: int) -> Stream:
@@ -140,7 +120,7 @@ def _ours(text: str, stream: Stream) -> tuple[dict[int, dict[str, int | None]], 
 def test_generated_streams_agree_with_muscle3(seed: int) -> None:
     rng = random.Random(seed)
     micros, steps = rng.randint(1, 4), rng.randint(1, 6)
-    text = _model(micros)
+    text = vector_model(micros)
     stream = _stream(rng, micros, steps)
     theirs, their_remaining = _muscle3(text, stream)
     ours, our_remaining = _ours(text, stream)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import shutil
 from pathlib import Path
@@ -14,7 +13,6 @@ import ymmsl
 from catalog.catalog import Catalog, open_catalog
 from catalog.consistency import snapshots_consistent
 from catalog.errors import ResumeSelectionError
-from catalog.registry import SnapshotRegistry
 from catalog.resume import (
     reindex_run,
     resume_file_for,
@@ -22,24 +20,13 @@ from catalog.resume import (
     workflows_containing,
 )
 from catalog.topology import Topology
-from tests.registry_streams import Stream, all_streams, run_dir_of
+from tests.registry_streams import FIXED_DATE, all_streams, replay_registry, run_dir_of
 
 STREAMS = {s.name: s for s in all_streams()}
-FIXED = dt.datetime(2000, 1, 1)
-
-
-def _replay(stream: Stream, catalog: Catalog, run_dir: Path) -> SnapshotRegistry:
-    registry = SnapshotRegistry(
-        stream.configuration(), run_dir / "snapshots", catalog, clock=lambda: FIXED
-    )
-    for instance, metadata in stream.submissions:
-        registry.register_snapshot(instance, metadata)
-    registry.shutdown()
-    return registry
 
 
 def test_latest_and_before_time(catalog: Catalog, tmp_path: Path) -> None:
-    registry = _replay(STREAMS["mm_vector3_sim04"], catalog, tmp_path)
+    registry = replay_registry(STREAMS["mm_vector3_sim04"], catalog, tmp_path)
     records = catalog.workflow_snapshots(run=registry.run.id)
     latest = select_workflow_snapshot(catalog, run=registry.run.id)
     finite = [r for r in records if r.timestamp is not None and not math.isnan(r.timestamp)]
@@ -59,7 +46,7 @@ def test_resume_file_names_files_where_they_are(tmp_path: Path) -> None:
     run_dir = tmp_path / "moved" / "mm_vector5"
     shutil.copytree(source / "instances", run_dir / "instances")
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
-        registry = _replay(stream, catalog, run_dir)
+        registry = replay_registry(stream, catalog, run_dir)
         record = select_workflow_snapshot(catalog, run=registry.run.id)
         resume = resume_file_for(catalog, record)
         assert resume.missing == []
@@ -76,9 +63,9 @@ def test_resume_file_names_files_where_they_are(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["dispatch5", "two_level_3x2", "v0.10/mm_vector6_blowup"])
 def test_reindex_finds_what_the_registry_found(catalog: Catalog, tmp_path: Path, name: str) -> None:
-    registry = _replay(STREAMS[name], catalog, tmp_path)
+    registry = replay_registry(STREAMS[name], catalog, tmp_path)
     live = catalog.workflow_snapshots(run=registry.run.id)
-    report = reindex_run(catalog, registry.run.id, clock=lambda: FIXED)
+    report = reindex_run(catalog, registry.run.id, clock=lambda: FIXED_DATE)
     assert report.workflow_snapshots == len(live)
     reindexed = [
         w for w in catalog.workflow_snapshots(run=registry.run.id) if w.source == "reindex"
@@ -86,7 +73,7 @@ def test_reindex_finds_what_the_registry_found(catalog: Catalog, tmp_path: Path,
     assert [w.member_ids for w in reindexed] == [w.member_ids for w in live]
     assert [w.description for w in reindexed] == [w.description for w in live]
     # reindexing again replaces, never duplicates
-    again = reindex_run(catalog, registry.run.id, clock=lambda: FIXED)
+    again = reindex_run(catalog, registry.run.id, clock=lambda: FIXED_DATE)
     assert again.replaced == len(live)
     assert len(catalog.workflow_snapshots(run=registry.run.id)) == 2 * len(live)
 
@@ -101,7 +88,7 @@ def test_alternatives_are_listed_lazily_with_a_limit(tmp_path: Path) -> None:
     """mm_vector6_blowup: MUSCLE3 found 729 for one submission; we list as many as asked."""
     stream = STREAMS["v0.10/mm_vector6_blowup"]
     with open_catalog(tmp_path / "cat.sqlite") as catalog:
-        registry = _replay(stream, catalog, tmp_path)
+        registry = replay_registry(stream, catalog, tmp_path)
         (recorded,) = [
             w for w in catalog.workflow_snapshots(run=registry.run.id) if w.source == "registry"
         ][:1]

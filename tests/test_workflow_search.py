@@ -10,7 +10,7 @@ import ymmsl
 
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, SnapshotNode
-from tests.registry_streams import Stream, all_streams
+from tests.registry_streams import Stream, all_streams, vector_model
 
 STREAMS = all_streams()
 
@@ -83,30 +83,7 @@ def test_single_instance_model_gets_a_workflow_snapshot_per_submission() -> None
 
 
 def _vector_model(n: int) -> Any:
-    return ymmsl.load(
-        f"""
-ymmsl_version: v0.2
-models:
-  mm:
-    description: macro with {n} micros
-    components:
-      macro:
-        ports: {{o_i: [o_i], s: [s]}}
-        description: macro
-        implementation: m
-      micro:
-        ports: {{f_init: [f_i], o_f: [o_f]}}
-        description: micro
-        implementation: u
-        multiplicity: [{n}]
-    conduits:
-      macro.o_i: micro.f_i
-      micro.o_f: macro.s
-programs:
-  m: {{executable: x}}
-  u: {{executable: x}}
-"""
-    )
+    return ymmsl.load(vector_model(n))
 
 
 def test_thirty_micros_with_two_candidates_each_does_not_hang() -> None:
