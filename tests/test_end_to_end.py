@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from catalog import open_catalog
+from catalog.store import load_pack
 
 pytest.importorskip("libmuscle", reason="end-to-end tests need the 'test' extra (muscle3)")
 pytestmark = pytest.mark.interop
@@ -61,6 +62,7 @@ checkpoints:
 
 
 def _manager(run_dir: Path, *ymmsl_files: Path, env: dict[str, str]) -> None:
+    run_dir.mkdir()
     done = subprocess.run(
         [str(BIN / "muscle-catalog-manager"), "--start-all", "--run-dir", str(run_dir),
          *map(str, ymmsl_files)],
@@ -111,3 +113,11 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
         first = {s.instance: s for s in reversed(catalog.snapshots(run=run2.id))}
         assert all(s.sequence == 1 for s in first.values())
         assert catalog.workflow_snapshots(run=run2.id), "the resumed run found resume points too"
+        # resuming from a consistent workflow snapshot ends where the full run ended
+        ends = [
+            load_pack(catalog.snapshots(run=run, instance="macro", final=True)[-1].path).snapshot
+            for run in (run1.id, run2.id)
+        ]
+        assert ends[0].message is not None and ends[1].message is not None
+        assert ends[1].message.timestamp == pytest.approx(ends[0].message.timestamp)
+        assert ends[1].message.data == ends[0].message.data > 0
