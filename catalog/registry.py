@@ -191,6 +191,7 @@ class SnapshotRegistry:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._sync_lock = threading.Lock()
         if threaded:
             self.start()
 
@@ -213,7 +214,8 @@ class SnapshotRegistry:
             raise CatalogError("The snapshot registry has been shut down")
         submission = Submission.from_metadata(instance, metadata)
         if self._thread is None:
-            self._process([submission])
+            with self._sync_lock:  # synchronous mode may be called from several threads
+                self._process([submission])
         else:
             self._queue.put(submission)
 
@@ -251,7 +253,10 @@ class SnapshotRegistry:
                     stop = True
                     break
                 batch.append(item)
-            self._process(batch)
+            try:
+                self._process(batch)
+            except Exception as exc:  # a bug must not end the thread and drop what follows
+                self._fail(f"unexpected error processing {len(batch)} submissions: {exc}", exc)
             if stop:
                 return
 

@@ -188,3 +188,31 @@ def test_thirty_micros_with_interchangeable_snapshots(catalog: Catalog, tmp_path
 
 def _metadata(filename: str, t: float, counts: dict[str, list[int]]) -> SnapshotMetadata:
     return SnapshotMetadata(["simulation_time >= 0.1"], t, t, None, counts, True, filename)
+
+
+def test_an_unexpected_error_never_ends_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MUSCLE3's registry thread dies on an exception and drops all that follows; ours goes on."""
+    import catalog.registry as registry_module
+
+    stream = STREAMS["mm_scalar_at_rules"]
+    real_describe = registry_module.describe
+    calls = []
+
+    def failing_once(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("boom")
+        return real_describe(*args, **kwargs)
+
+    monkeypatch.setattr(registry_module, "describe", failing_once)
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = SnapshotRegistry(stream.configuration(), tmp_path / "snapshots", catalog)
+        for instance, metadata in stream.submissions:
+            registry.register_snapshot(instance, metadata)
+            registry.join(0.05)  # let the worker take them one by one
+        registry.shutdown()
+        assert any("boom" in e for e in registry.stats.errors)
+        assert 0 < len(catalog.workflow_snapshots()) < len(_expected_by_submission(stream))
+        assert registry.stats.submissions == len(stream.submissions)
