@@ -195,9 +195,9 @@ def test_an_unexpected_error_never_ends_the_worker(
 ) -> None:
     """MUSCLE3's registry thread dies on an exception and drops all that follows; ours goes on."""
     import catalog.registry as registry_module
+    from catalog.resume_file import describe as real_describe
 
     stream = STREAMS["mm_scalar_at_rules"]
-    real_describe = registry_module.describe
     calls = []
 
     def failing_once(*args: Any, **kwargs: Any) -> str:
