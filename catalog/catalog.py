@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from catalog.db.engine import READ_ONLY, create_catalog_engine, sqlite_file, to_
 from catalog.db.floats import join_float, split_float
 from catalog.db.schema import (
     STATUS_PRESENT,
+    Base,
     PortCount,
     Run,
     SnapshotPort,
@@ -371,7 +372,12 @@ class Catalog:
                 progress(len(batch))
         return added
 
-    def _record_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> int:
+    def record_snapshot_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> dict[str, int]:
+        """Record a batch in one transaction, skipping recorded paths; give back the new ids.
+
+        Returns:
+            ``stored_path(path)`` -> id for the snapshots recorded now.
+        """
         stored = [self.stored_path(item.path) for item in batch]
         with self.write_session() as session:
             _lock_run(session, run_id)
@@ -384,9 +390,11 @@ class Catalog:
                 known.add(path)
                 rows.append((path, order, item))
                 order += 1
-            if rows:
-                _insert_snapshots(session, run_id, rows)
-        return len(rows)
+            ids = _insert_snapshots(session, run_id, rows) if rows else []
+        return {path: sid for (path, _order, _item), sid in zip(rows, ids, strict=True)}
+
+    def _record_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> int:
+        return len(self.record_snapshot_batch(run_id, batch))
 
     # -- queries -----------------------------------------------------------------------
 
@@ -527,12 +535,11 @@ class Catalog:
                 session.add(row)
                 session.flush()
                 ids.append(row.id)
-                session.execute(
-                    insert(WorkflowSnapshotMember),
-                    [
-                        {"workflow_snapshot_id": row.id, "instance": inst, "snapshot_id": sid}
-                        for inst, sid in item.members.items()
-                    ],
+                _executemany(
+                    session,
+                    WorkflowSnapshotMember.__tablename__,
+                    ("workflow_snapshot_id", "instance", "snapshot_id"),
+                    [(row.id, inst, sid) for inst, sid in item.members.items()],
                 )
         return ids
 
@@ -765,8 +772,11 @@ def _insert_snapshots(
     params = [_snapshot_row(run_id, stored, order, new) for stored, order, new in rows]
     # One executemany, then the ids by path (unique): an ordered RETURNING makes
     # SQLite insert row by row, ten times slower for a batch of thousands.
+    names = list(params[0])
+    _executemany(
+        session, SnapshotRow.__tablename__, names, [tuple(p[c] for c in names) for p in params]
+    )
     connection = session.connection()
-    connection.execute(insert(cast(Table, SnapshotRow.__table__)), params)
     paths = [stored for stored, _order, _new in rows]
     by_path: dict[str, int] = {}
     for start in range(0, len(paths), _IN_CHUNK):
@@ -805,12 +815,20 @@ def _executemany(
 ) -> None:
     """Insert many rows with the driver's ``executemany``.
 
-    Child rows (port counts above all: one per slot) outnumber snapshots by
-    ten to a thousand; SQLAlchemy's per-row parameter processing would cost
-    more than the database's work, so they bypass it.
+    Bulk rows (port counts above all: one per slot) outnumber anything else;
+    SQLAlchemy's per-row parameter handling would cost more than the
+    database's work. Each column's type conversion (booleans and datetimes on
+    SQLite, say) is looked up once and applied here instead.
     """
     connection = session.connection()
     dialect = connection.dialect
+    table_columns = Base.metadata.tables[table].c
+    processors = [table_columns[name].type.bind_processor(dialect) for name in columns]
+    if any(processors):
+        rows = [
+            tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     quote = dialect.identifier_preparer.quote
     statement = (

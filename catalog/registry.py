@@ -22,6 +22,7 @@ Differences from MUSCLE3, all deliberate:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -86,13 +87,13 @@ class Submission:
 
         next_timestamp = get("next_timestamp")
         return Submission(
-            instance=validate_instance(str(instance)),
+            instance=_valid_instance(str(instance)),
             triggers=tuple(get("triggers")),
             wallclock_time=float(get("wallclock_time")),
             timestamp=float(get("timestamp")),
             next_timestamp=None if next_timestamp is None else float(next_timestamp),
             port_message_counts={
-                str(port): [int(c) for c in counts]
+                str(port): list(map(int, counts))
                 for port, counts in get("port_message_counts").items()
             },
             is_final_snapshot=bool(get("is_final_snapshot")),
@@ -109,6 +110,12 @@ class Submission:
             self.wallclock_time,
             self.is_final_snapshot,
         )
+
+
+@functools.lru_cache(maxsize=65536)
+def _valid_instance(name: str) -> str:
+    """Instance names repeat with every submission; check each once."""
+    return validate_instance(name)
 
 
 @dataclass(frozen=True)
@@ -302,9 +309,8 @@ class SnapshotRegistry:
             if key not in known
         ]
         if missing:
-            self.catalog.record_snapshots(self.run.id, missing)
+            known.update(self.catalog.record_snapshot_batch(self.run.id, missing))
             self.stats.recorded_for_manager += len(missing)
-            known = self.catalog.snapshot_ids(paths)
         return [known[key] for key in stored]
 
     def _record(self, found: list[tuple[WorkflowSnapshot, SnapshotNode]]) -> None:
@@ -361,8 +367,10 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     parsed = parse_pack_name(path.name)
     sequence = parsed[1] if parsed else None
     try:
+        if not os.path.isfile(path):  # the common case in replays: skip building an error
+            raise FileNotFoundError(path)
         loaded = load_pack(path)
-    except SnapshotFileError:
+    except (SnapshotFileError, FileNotFoundError):
         message = (
             None
             if math.isnan(submission.timestamp)
