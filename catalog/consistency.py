@@ -114,31 +114,32 @@ def compile_checker(pairs: Sequence[PortPair]) -> PairChecker:
     Returns:
         ``check(own_counts, peer_counts, own_is_restart, peer_is_restart) -> bool``.
     """
-    specs = [
-        (p.own_port, p.peer_port, p.own_sends, p.mapping, p.own_slot, p.peer_slot) for p in pairs
-    ]
+    # One entry per conduit: (own port, peer port, own slot, peer slot, we send); the slots
+    # are None for slot-by-slot comparison, else the one slot of each side that talks.
+    specs: list[tuple[str, str, int | None, int | None, bool]] = []
+    for p in pairs:
+        if p.mapping is SlotMapping.SELF_IS_VECTOR:
+            specs.append((p.own_port, p.peer_port, p.own_slot, 0, p.own_sends))
+        elif p.mapping is SlotMapping.PEER_IS_VECTOR:
+            specs.append((p.own_port, p.peer_port, 0, p.peer_slot, p.own_sends))
+        else:
+            specs.append((p.own_port, p.peer_port, None, None, p.own_sends))
 
     def check(own: Counts, peer: Counts, own_is_restart: bool, peer_is_restart: bool) -> bool:
-        for own_port, peer_port, own_sends, mapping, own_slot, peer_slot in specs:
+        for own_port, peer_port, own_slot, peer_slot, own_sends in specs:
             mine = own.get(own_port, ())
             theirs = peer.get(peer_port, ())
-            if mapping is SlotMapping.SELF_IS_VECTOR:
-                mine = (mine[own_slot] if own_slot < len(mine) else 0,)
-                theirs = (theirs[0] if theirs else 0,)
-            elif mapping is SlotMapping.PEER_IS_VECTOR:
-                mine = (mine[0] if mine else 0,)
-                theirs = (theirs[peer_slot] if peer_slot < len(theirs) else 0,)
-            if own_sends:
-                sent, received, weak = mine, theirs, not own_is_restart
-            else:
-                sent, received, weak = theirs, mine, not peer_is_restart
-            if len(sent) != len(received):
-                if not slot_lists_consistent(sent, received, weak_allowed=weak):
+            weak = not (own_is_restart if own_sends else peer_is_restart)
+            if own_slot is not None and peer_slot is not None:
+                a = mine[own_slot] if own_slot < len(mine) else 0
+                b = theirs[peer_slot] if peer_slot < len(theirs) else 0
+                sent, received = (a, b) if own_sends else (b, a)
+                if sent != received and not (weak and sent + 1 == received):
                     return False
                 continue
-            for s, r in zip(sent, received, strict=True):
-                if s != r and not (weak and s + 1 == r):
-                    return False
+            sent_list, received_list = (mine, theirs) if own_sends else (theirs, mine)
+            if not slot_lists_consistent(sent_list, received_list, weak_allowed=weak):
+                return False
         return True
 
     return check

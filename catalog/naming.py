@@ -10,6 +10,7 @@ refused with an :class:`InvalidInstanceError` and can never become a path.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from catalog.errors import InvalidInstanceError
@@ -68,6 +69,7 @@ def parse_pack_name(file_name: str) -> tuple[str, int] | None:
     return match["safe_id"], int(match["num"])
 
 
+@functools.lru_cache(maxsize=65536)
 def instance_sort_key(instance: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key giving MUSCLE3's Reference order: identifiers alphabetically, indices numerically.
 
