@@ -428,16 +428,21 @@ class Catalog:
         found = self._records_where(SnapshotRow.path == self.stored_path(path))
         return found[0] if found else None
 
-    def snapshot_ids(self, paths: Sequence[Path | str]) -> dict[str, int]:
+    def snapshot_ids(
+        self, paths: Sequence[Path | str], *, already_stored: bool = False
+    ) -> dict[str, int]:
         """Ids of recorded snapshot files, in one query per few hundred paths.
 
         Args:
             paths: Snapshot files (absolute, or relative to the working directory).
+            already_stored: The paths are already as :meth:`stored_path` gives
+                them (saves converting them again in bulk work).
 
         Returns:
             ``stored_path(path)`` -> id, for the paths that are recorded.
         """
-        stored = list(dict.fromkeys(self.stored_path(p) for p in paths))
+        keys = (str(p) for p in paths) if already_stored else (self.stored_path(p) for p in paths)
+        stored = list(dict.fromkeys(keys))
         found: dict[str, int] = {}
         with self.read_session() as session:
             for start in range(0, len(stored), _IN_CHUNK):
@@ -823,12 +828,13 @@ def _executemany(
     connection = session.connection()
     dialect = connection.dialect
     table_columns = Base.metadata.tables[table].c
-    processors = [table_columns[name].type.bind_processor(dialect) for name in columns]
-    if any(processors):
-        rows = [
-            tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
-            for row in rows
-        ]
+    converted = [
+        (index, processor)
+        for index, name in enumerate(columns)
+        if (processor := table_columns[name].type.bind_processor(dialect)) is not None
+    ]
+    if converted:
+        rows = [_converted(row, converted) for row in rows]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     quote = dialect.identifier_preparer.quote
     statement = (
@@ -836,6 +842,15 @@ def _executemany(
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     connection.exec_driver_sql(statement, list(rows))
+
+
+def _converted(
+    row: tuple[Any, ...], converted: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for index, processor in converted:
+        values[index] = processor(values[index])
+    return tuple(values)
 
 
 def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:

@@ -301,8 +301,8 @@ class SnapshotRegistry:
 
     def _snapshot_ids(self, batch: list[Submission]) -> list[int]:
         paths = [self._path(s.snapshot_filename) for s in batch]
-        known = self.catalog.snapshot_ids(paths)
         stored = [self.catalog.stored_path(p) for p in paths]
+        known = self.catalog.snapshot_ids(stored, already_stored=True)
         missing = [
             _new_snapshot(s, Path(p))
             for s, p, key in zip(batch, paths, stored, strict=True)
@@ -364,7 +364,7 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     The file is read when it is there, so the row holds what the file holds;
     otherwise the row is built from the metadata and marked missing.
     """
-    parsed = parse_pack_name(path.name)
+    parsed = parse_pack_name(os.path.basename(path))
     sequence = parsed[1] if parsed else None
     try:
         if not os.path.isfile(path):  # the common case in replays: skip building an error
