@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.catalog import Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
+from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
 from catalog.db.schema import STATUS_MISSING
 from catalog.errors import CatalogError, SnapshotFileError
 from catalog.message import Message
@@ -362,41 +362,43 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     """A catalog record for a submission the instance did not record itself.
 
     The file is read when it is there, so the row holds what the file holds;
-    otherwise the row is built from the metadata and marked missing.
+    otherwise (or if it cannot be read) the row is built from the metadata
+    and marked missing, so that the workflow snapshot can still name it.
     """
     parsed = parse_pack_name(os.path.basename(path))
     sequence = parsed[1] if parsed else None
-    try:
-        if not os.path.isfile(path):  # the common case in replays: skip building an error
-            raise FileNotFoundError(path)
-        loaded = load_pack(path)
-    except (SnapshotFileError, FileNotFoundError):
-        message = (
-            None
-            if math.isnan(submission.timestamp)
-            else Message(submission.timestamp, submission.next_timestamp)
-        )
-        snapshot = Snapshot(
-            triggers=list(submission.triggers),
-            wallclock_time=submission.wallclock_time,
-            port_message_counts=dict(submission.port_message_counts),  # type: ignore[arg-type]
-            is_final_snapshot=submission.is_final_snapshot,
-            message=message,
-        )
-        return NewSnapshot(
-            submission.instance, path, submission.snapshot_filename, snapshot,
-            None, None, sequence, status=STATUS_MISSING,
-        )  # fmt: skip
+    if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
+        try:
+            loaded = load_pack(path)
+        except SnapshotFileError as exc:
+            _logger.warning("Recording %s from its metadata only: %s", path, exc)
+        else:
+            return NewSnapshot(
+                submission.instance, path, submission.snapshot_filename, loaded.snapshot,
+                loaded.size_bytes, loaded.sha256, sequence,
+            )  # fmt: skip
+    message = (
+        None
+        if math.isnan(submission.timestamp)
+        else Message(submission.timestamp, submission.next_timestamp)
+    )
+    snapshot = Snapshot(
+        triggers=list(submission.triggers),
+        wallclock_time=submission.wallclock_time,
+        port_message_counts=dict(submission.port_message_counts),  # type: ignore[arg-type]
+        is_final_snapshot=submission.is_final_snapshot,
+        message=message,
+    )
     return NewSnapshot(
-        submission.instance, path, submission.snapshot_filename, loaded.snapshot,
-        loaded.size_bytes, loaded.sha256, sequence,
+        submission.instance, path, submission.snapshot_filename, snapshot,
+        None, None, sequence, status=STATUS_MISSING,
     )  # fmt: skip
 
 
 def _catalog_location(catalog: str | os.PathLike[str] | None, run_dir: Path) -> str:
     if catalog is not None:
         return os.fspath(catalog)
-    from_env = os.environ.get("MUSCLE_SNAPSHOT_CATALOG")
+    from_env = os.environ.get(CATALOG_ENV)
     if from_env:
         return from_env
     return str(run_dir / "snapshot_catalog.sqlite")

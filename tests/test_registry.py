@@ -216,3 +216,20 @@ def test_an_unexpected_error_never_ends_the_worker(
         assert any("boom" in e for e in registry.stats.errors)
         assert 0 < len(catalog.workflow_snapshots()) < len(_expected_by_submission(stream))
         assert registry.stats.submissions == len(stream.submissions)
+
+
+def test_a_corrupt_submitted_file_is_recorded_from_metadata_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = STREAMS["mm_scalar_at_rules"]
+    first = tmp_path / stream.submissions[0][1]["snapshot_filename"]
+    first.parent.mkdir(parents=True)
+    first.write_bytes(b"1\x81")  # a version byte and half a msgpack map
+    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+        registry = replay_registry(stream, catalog, tmp_path)
+        row = catalog.snapshot_by_path(first)
+        assert row is not None and row.status == "missing"
+        assert row.port_message_counts == stream.submissions[0][1]["port_message_counts"]
+        assert registry.stats.workflow_snapshots == len(_expected_by_submission(stream))
+    assert any(str(first) in r.getMessage() and "metadata only" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
