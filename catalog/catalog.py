@@ -52,6 +52,9 @@ from catalog.snapshot import Snapshot
 #: Environment variable naming the catalog (a path or a SQLAlchemy URL).
 CATALOG_ENV = "MUSCLE_SNAPSHOT_CATALOG"
 
+#: File name of the default catalog in a directory (the working, run or snapshot directory).
+DEFAULT_CATALOG_NAME = "snapshot_catalog.sqlite"
+
 #: Rows per transaction when recording in bulk (import, reindex).
 BULK_BATCH_SIZE = 2000
 
@@ -906,6 +909,16 @@ def _load_children(session: Session, ids: Any) -> _Children:
     return children
 
 
+def default_catalog_in(directory: Path) -> str:
+    """The catalog when none is given: ``$MUSCLE_SNAPSHOT_CATALOG``, else one in ``directory``.
+
+    The instances' SnapshotManagers, the manager's SnapshotRegistry and the
+    command line all follow this rule, each with its own directory, so that
+    by default they meet in the same catalog.
+    """
+    return os.environ.get(CATALOG_ENV) or str(directory / DEFAULT_CATALOG_NAME)
+
+
 def open_catalog(
     path_or_url: str | os.PathLike[str] | None = None,
     *,
@@ -931,5 +944,5 @@ def open_catalog(
         CatalogTooNewError: The catalog was written by a newer release.
     """
     if path_or_url is None:
-        path_or_url = os.environ.get(CATALOG_ENV) or "snapshot_catalog.sqlite"
+        path_or_url = default_catalog_in(Path())
     return Catalog(to_url(path_or_url), create=create, network_filesystem=network_filesystem)

@@ -30,7 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.campaign import ImportReport, ProgressCallback, check_run_directory
 from catalog.campaign import import_run_directory as _import_run_directory
-from catalog.catalog import CATALOG_ENV, Catalog, display_location, open_catalog
+from catalog.catalog import (
+    CATALOG_ENV,
+    DEFAULT_CATALOG_NAME,
+    Catalog,
+    display_location,
+    open_catalog,
+)
 from catalog.db.engine import sqlite_file, to_url
 from catalog.errors import CatalogError
 from catalog.message import ClosePort, Grid, Message, Milestone
@@ -43,9 +49,6 @@ from catalog.resume import (
     workflows_containing,
 )
 from catalog.store import LoadedFile, load_pack
-
-#: The catalog used without ``--catalog`` or the environment variable (as :func:`open_catalog`).
-DEFAULT_CATALOG = "snapshot_catalog.sqlite"
 
 #: Directories with at least this many ``.pack`` files get a progress bar.
 PROGRESS_THRESHOLD = 200
@@ -131,7 +134,7 @@ def _one_line(text: str) -> str:
     metavar="PATH_OR_URL",
     envvar=CATALOG_ENV,
     show_envvar=True,
-    default=DEFAULT_CATALOG,
+    default=DEFAULT_CATALOG_NAME,
     show_default=True,
     help="SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog.",
 )

@@ -28,7 +28,7 @@ import ymmsl
 from sqlalchemy.exc import SQLAlchemyError
 from ymmsl import Operator, Settings
 
-from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, open_catalog
+from catalog.catalog import Catalog, NewSnapshot, default_catalog_in, open_catalog
 from catalog.errors import CatalogError
 from catalog.message import Message
 from catalog.naming import validate_instance
@@ -38,9 +38,6 @@ from catalog.snapshot import Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
 
 _logger = logging.getLogger(__name__)
-
-#: File name of the default catalog in a run (or snapshot) directory.
-DEFAULT_CATALOG_NAME = "snapshot_catalog.sqlite"
 
 #: MUSCLE3's name for the port that receives settings from the manager.
 SETTINGS_IN_PORT = "muscle_settings_in"
@@ -67,11 +64,7 @@ def default_catalog_location(snapshot_directory: Path) -> str:
 
     See the module documentation for the rules.
     """
-    from_env = os.environ.get(CATALOG_ENV)
-    if from_env:
-        return from_env
-    run_dir = run_dir_of(snapshot_directory)
-    return str((run_dir or snapshot_directory) / DEFAULT_CATALOG_NAME)
+    return default_catalog_in(run_dir_of(snapshot_directory) or snapshot_directory)
 
 
 class SnapshotManager:

@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
+from catalog.catalog import (
+    Catalog,
+    NewSnapshot,
+    NewWorkflowSnapshot,
+    default_catalog_in,
+    open_catalog,
+)
 from catalog.db.schema import STATUS_MISSING
 from catalog.errors import CatalogError, SnapshotFileError
 from catalog.message import Message
@@ -396,12 +402,7 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
 
 
 def _catalog_location(catalog: str | os.PathLike[str] | None, run_dir: Path) -> str:
-    if catalog is not None:
-        return os.fspath(catalog)
-    from_env = os.environ.get(CATALOG_ENV)
-    if from_env:
-        return from_env
-    return str(run_dir / "snapshot_catalog.sqlite")
+    return os.fspath(catalog) if catalog is not None else default_catalog_in(run_dir)
 
 
 def _text(configuration: Any) -> str | None:
