@@ -52,9 +52,8 @@ from streams import macro_micro_stream, macro_micro_ymmsl  # noqa: E402
 
 from catalog.catalog import NewSnapshot, open_catalog  # noqa: E402
 from catalog.db.schema import STATUS_MISSING  # noqa: E402
-from catalog.message import Message  # noqa: E402
 from catalog.registry import SnapshotRegistry  # noqa: E402
-from catalog.snapshot import Snapshot  # noqa: E402
+from catalog.snapshot import SnapshotMetadata  # noqa: E402
 
 MUSCLE3_VENV = HERE / ".venv-muscle3"
 MUSCLE3_REQUIREMENT = "muscle3==0.10.0"
@@ -87,17 +86,11 @@ def run_muscle3(python: Path, n: int, stream: Stream) -> tuple[float, list[Any]]
 
 
 def _row(instance: str, metadata: dict[str, Any], run_dir: Path) -> NewSnapshot:
-    snapshot = Snapshot(
-        triggers=metadata["triggers"],
-        wallclock_time=metadata["wallclock_time"],
-        port_message_counts=metadata["port_message_counts"],
-        is_final_snapshot=metadata["is_final_snapshot"],
-        message=Message(metadata["timestamp"], metadata["next_timestamp"]),
-    )
-    path = run_dir / metadata["snapshot_filename"]
+    """The row an instance would have recorded for this submission."""
+    snapshot = SnapshotMetadata(**metadata).to_snapshot()
     return NewSnapshot(
-        instance, path, metadata["snapshot_filename"], snapshot, None, None, None,
-        status=STATUS_MISSING,
+        instance, run_dir / metadata["snapshot_filename"], metadata["snapshot_filename"],
+        snapshot, None, None, None, status=STATUS_MISSING,
     )  # fmt: skip
 
 

@@ -24,11 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,9 @@ from catalog.catalog import (
 )
 from catalog.db.schema import STATUS_MISSING
 from catalog.errors import CatalogError, SnapshotFileError
-from catalog.message import Message
 from catalog.naming import parse_pack_name, validate_instance
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
-from catalog.snapshot import Snapshot
+from catalog.snapshot import SnapshotMetadata
 from catalog.store import load_pack
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, SnapshotNode, WorkflowSnapshot
@@ -64,27 +62,19 @@ class Submission:
 
     Attributes:
         instance: Who saved it.
-        triggers: Why.
-        wallclock_time: When, in seconds since the manager started.
-        timestamp: Its simulation time (NaN for implicit snapshots).
-        next_timestamp: The next simulation time, if any.
-        port_message_counts: Per-port, per-slot message counts.
-        is_final_snapshot: Taken at the end of a reuse iteration.
-        snapshot_filename: The file, as submitted.
+        metadata: What it said about it, as our SnapshotMetadata.
     """
 
     instance: str
-    triggers: tuple[str, ...]
-    wallclock_time: float
-    timestamp: float
-    next_timestamp: float | None
-    port_message_counts: Mapping[str, Sequence[int]]
-    is_final_snapshot: bool
-    snapshot_filename: str
+    metadata: SnapshotMetadata
 
     @staticmethod
     def from_metadata(instance: object, metadata: Any) -> Submission:
-        """Accept our SnapshotMetadata, MUSCLE3's, or a dict of its fields."""
+        """Accept our SnapshotMetadata, MUSCLE3's, or a dict of its fields.
+
+        Values are copied and normalised (floats, ints, a plain dict of lists),
+        so nothing the caller changes later reaches the registry's thread.
+        """
 
         def get(name: str) -> Any:
             if isinstance(metadata, Mapping):
@@ -93,28 +83,19 @@ class Submission:
 
         next_timestamp = get("next_timestamp")
         return Submission(
-            instance=_valid_instance(str(instance)),
-            triggers=tuple(get("triggers")),
-            wallclock_time=float(get("wallclock_time")),
-            timestamp=float(get("timestamp")),
-            next_timestamp=None if next_timestamp is None else float(next_timestamp),
-            port_message_counts={
-                str(port): list(map(int, counts))
-                for port, counts in get("port_message_counts").items()
-            },
-            is_final_snapshot=bool(get("is_final_snapshot")),
-            snapshot_filename=str(get("snapshot_filename")),
-        )
-
-    def summary(self) -> MemberSummary:
-        """How the resume file's description shows this snapshot."""
-        return MemberSummary(
-            self.instance,
-            self.snapshot_filename,
-            self.triggers,
-            self.timestamp,
-            self.wallclock_time,
-            self.is_final_snapshot,
+            _valid_instance(str(instance)),
+            SnapshotMetadata(
+                triggers=list(get("triggers")),
+                wallclock_time=float(get("wallclock_time")),
+                timestamp=float(get("timestamp")),
+                next_timestamp=None if next_timestamp is None else float(next_timestamp),
+                port_message_counts={
+                    str(port): list(map(int, counts))
+                    for port, counts in get("port_message_counts").items()
+                },
+                is_final_snapshot=bool(get("is_final_snapshot")),
+                snapshot_filename=str(get("snapshot_filename")),
+            ),
         )
 
 
@@ -285,12 +266,12 @@ class SnapshotRegistry:
             try:
                 node = self._graph.add(
                     submission.instance,
-                    submission.port_message_counts,
+                    submission.metadata.port_message_counts,
                     _Payload(snapshot_id, submission),
                 )
                 workflow = self._graph.newest_workflow(node)
             except Exception as exc:
-                self._fail(f"submission {submission.snapshot_filename}: {exc}", exc)
+                self._fail(f"submission {submission.metadata.snapshot_filename}: {exc}", exc)
                 continue
             if workflow is not None:
                 self._graph.drop_older_than(workflow)
@@ -306,7 +287,7 @@ class SnapshotRegistry:
         return os.path.join(self._run_dir, filename)  # join keeps absolute names as they are
 
     def _snapshot_ids(self, batch: list[Submission]) -> list[int]:
-        paths = [self._path(s.snapshot_filename) for s in batch]
+        paths = [self._path(s.metadata.snapshot_filename) for s in batch]
         stored = [self.catalog.stored_path(p) for p in paths]
         known = self.catalog.snapshot_ids(stored, already_stored=True)
         missing = [
@@ -325,7 +306,7 @@ class SnapshotRegistry:
             taken = self._clock()
             description = describe(self._topology.model_name, _summaries(workflow), taken)
             resume = {
-                instance: node.payload.submission.snapshot_filename
+                instance: node.payload.submission.metadata.snapshot_filename
                 for instance, node in workflow.items()
                 if not node.is_restart
             }
@@ -359,7 +340,9 @@ class SnapshotRegistry:
 
 def _summaries(workflow: WorkflowSnapshot) -> list[MemberSummary]:
     return [
-        MemberSummary.restart(instance) if node.is_restart else node.payload.submission.summary()
+        MemberSummary.restart(instance)
+        if node.is_restart
+        else MemberSummary.of(instance, node.payload.submission.metadata)
         for instance, node in workflow.items()
     ]
 
@@ -373,6 +356,7 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     """
     parsed = parse_pack_name(os.path.basename(path))
     sequence = parsed[1] if parsed else None
+    filename = submission.metadata.snapshot_filename
     if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
         try:
             loaded = load_pack(path)
@@ -380,23 +364,11 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
             _logger.warning("Recording %s from its metadata only: %s", path, exc)
         else:
             return NewSnapshot(
-                submission.instance, path, submission.snapshot_filename, loaded.snapshot,
+                submission.instance, path, filename, loaded.snapshot,
                 loaded.size_bytes, loaded.sha256, sequence,
             )  # fmt: skip
-    message = (
-        None
-        if math.isnan(submission.timestamp)
-        else Message(submission.timestamp, submission.next_timestamp)
-    )
-    snapshot = Snapshot(
-        triggers=list(submission.triggers),
-        wallclock_time=submission.wallclock_time,
-        port_message_counts=dict(submission.port_message_counts),  # type: ignore[arg-type]
-        is_final_snapshot=submission.is_final_snapshot,
-        message=message,
-    )
     return NewSnapshot(
-        submission.instance, path, submission.snapshot_filename, snapshot,
+        submission.instance, path, filename, submission.metadata.to_snapshot(),
         None, None, sequence, status=STATUS_MISSING,
     )  # fmt: skip
 

@@ -196,7 +196,7 @@ def _new_workflow(
     taken: dt.datetime,
 ) -> NewWorkflowSnapshot:
     summaries = [
-        MemberSummary.restart(instance) if s is None else _summary(s)
+        MemberSummary.restart(instance) if s is None else MemberSummary.of(instance, s)
         for instance, s in members.items()
     ]
     return NewWorkflowSnapshot(
@@ -204,17 +204,6 @@ def _new_workflow(
         description=describe(model_name, summaries, taken),
         completed_by_snapshot_id=completed_by.id,
         source=REINDEX_SOURCE,
-    )
-
-
-def _summary(snapshot: SnapshotRecord) -> MemberSummary:
-    return MemberSummary(
-        snapshot.instance,
-        snapshot.snapshot_filename,
-        snapshot.triggers,
-        snapshot.timestamp,
-        snapshot.wallclock_time,
-        snapshot.is_final_snapshot,
     )
 
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import ymmsl
 from ymmsl import v0_2
@@ -30,6 +31,30 @@ from catalog.naming import instance_sort_key
 
 #: The trigger MUSCLE3 lists for instances that restart from scratch.
 RESTART_TRIGGER = "Instance start"
+
+
+class DescribedSnapshot(Protocol):
+    """What a description needs of a snapshot: SnapshotMetadata and SnapshotRecord both have it."""
+
+    @property
+    def snapshot_filename(self) -> str:
+        """The file, as submitted."""
+
+    @property
+    def triggers(self) -> Sequence[str]:
+        """Why it was taken."""
+
+    @property
+    def timestamp(self) -> float:
+        """Its simulation time (NaN for implicit snapshots)."""
+
+    @property
+    def wallclock_time(self) -> float:
+        """When it was taken, in seconds since the manager started."""
+
+    @property
+    def is_final_snapshot(self) -> bool:
+        """Whether it was taken at the end of a reuse iteration."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,18 @@ class MemberSummary:
     timestamp: float
     wallclock_time: float
     is_final: bool
+
+    @staticmethod
+    def of(instance: str, snapshot: DescribedSnapshot) -> MemberSummary:
+        """The member for an instance resuming from a snapshot (metadata or catalog record)."""
+        return MemberSummary(
+            instance,
+            snapshot.snapshot_filename,
+            snapshot.triggers,
+            snapshot.timestamp,
+            snapshot.wallclock_time,
+            snapshot.is_final_snapshot,
+        )
 
     @staticmethod
     def restart(instance: str) -> MemberSummary:

@@ -95,3 +95,21 @@ class SnapshotMetadata:
             is_final_snapshot=snapshot.is_final_snapshot,
             snapshot_filename=snapshot_filename,
         )
+
+    def to_snapshot(self) -> Snapshot:
+        """The snapshot as far as its metadata tells (the inverse of :meth:`from_snapshot`).
+
+        For recording a submission whose file cannot be read: the message
+        keeps its timestamps but no data (none for an implicit snapshot, whose
+        timestamp is NaN), and the settings overlay is empty.
+        """
+        message = (
+            None if math.isnan(self.timestamp) else Message(self.timestamp, self.next_timestamp)
+        )
+        return Snapshot(
+            triggers=list(self.triggers),
+            wallclock_time=self.wallclock_time,
+            port_message_counts={k: list(v) for k, v in self.port_message_counts.items()},
+            is_final_snapshot=self.is_final_snapshot,
+            message=message,
+        )

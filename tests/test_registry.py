@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,13 @@ def test_a_corrupt_submitted_file_is_recorded_from_metadata_and_said(
         assert registry.stats.workflow_snapshots == len(_expected_by_submission(stream))
     assert any(str(first) in r.getMessage() and "metadata only" in r.getMessage()
                for r in caplog.records)  # fmt: skip
+
+
+def test_metadata_gives_back_the_snapshot_it_describes() -> None:
+    implicit = SnapshotMetadata(["at_end"], 2.0, math.nan, None, {"f_i": [1]}, True, "m.pack")
+    assert implicit.to_snapshot().message is None
+    timed = SnapshotMetadata(["x"], 2.0, 0.5, 0.7, {"f_i": [1, 2]}, False, "m.pack")
+    snapshot = timed.to_snapshot()
+    assert snapshot.message is not None
+    assert (snapshot.message.timestamp, snapshot.message.next_timestamp) == (0.5, 0.7)
+    assert SnapshotMetadata.from_snapshot(snapshot, "m.pack") == timed
