@@ -264,17 +264,15 @@ class SnapshotRegistry:
         for submission, snapshot_id in zip(batch, ids, strict=True):
             self.stats.submissions += 1
             try:
-                node = self._graph.add(
+                node, workflow = self._graph.register(
                     submission.instance,
                     submission.metadata.port_message_counts,
                     _Payload(snapshot_id, submission),
                 )
-                workflow = self._graph.newest_workflow(node)
             except Exception as exc:
                 self._fail(f"submission {submission.metadata.snapshot_filename}: {exc}", exc)
                 continue
             if workflow is not None:
-                self._graph.drop_older_than(workflow)
                 found.append((workflow, node))
         if found:
             self._record(found)

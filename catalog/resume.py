@@ -161,10 +161,8 @@ def reindex_run(
     found: list[NewWorkflowSnapshot] = []
     snapshots = [s for s in catalog.snapshots(run=record.id) if s.status != "deleted"]
     for count, snapshot in enumerate(snapshots, start=1):
-        node = graph.add(snapshot.instance, snapshot.port_message_counts, snapshot)
-        workflow = graph.newest_workflow(node)
+        _node, workflow = graph.register(snapshot.instance, snapshot.port_message_counts, snapshot)
         if workflow is not None:
-            graph.drop_older_than(workflow)
             members = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
             found.append(_new_workflow(topology.model_name, members, snapshot, clock()))
         if progress is not None and count % 1000 == 0:

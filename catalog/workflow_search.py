@@ -143,6 +143,23 @@ class SnapshotGraph:
                     self._link(node, other)
         return node
 
+    def register(
+        self, instance: str, counts: Mapping[str, Sequence[int]], payload: Any
+    ) -> tuple[SnapshotNode, WorkflowSnapshot | None]:
+        """Handle one submission as MUSCLE3's registry does, but finding only the newest.
+
+        Adds the snapshot, looks for the newest workflow snapshot containing
+        it and, if there is one, drops the snapshots it makes stale.
+
+        Returns:
+            The new node and the workflow snapshot it completed, if any.
+        """
+        node = self.add(instance, counts, payload)
+        workflow = self.newest_workflow(node)
+        if workflow is not None:
+            self.drop_older_than(workflow)
+        return node, workflow
+
     def _checker(self, instance: str, peer: str) -> PairChecker:
         key = (instance, peer)
         checker = self._checkers.get(key)
@@ -220,7 +237,7 @@ class SnapshotGraph:
         """
         bounds: WorkflowSnapshot = {}
         for instance in self._instances:
-            newest = self._newest_consistent(instance, None)
+            newest = self._newest_consistent(instance)
             if newest is None:
                 return None
             bounds[instance] = newest
@@ -244,20 +261,11 @@ class SnapshotGraph:
                     queued.add(peer)
         return bounds
 
-    def _newest_consistent(
-        self, instance: str, at_most: SnapshotNode | None
-    ) -> SnapshotNode | None:
-        nodes = self._nodes[instance]
-        end = len(nodes) if at_most is None else self._index(at_most) + 1
-        for index in range(end - 1, -1, -1):
-            if nodes[index].consistent:
-                return nodes[index]
-        return None
+    def _newest_consistent(self, instance: str) -> SnapshotNode | None:
+        return next((n for n in reversed(self._nodes[instance]) if n.consistent), None)
 
     def _index(self, node: SnapshotNode) -> int:
-        nodes = self._nodes[node.instance]
-        index = bisect.bisect_left(nodes, node.num, key=lambda n: n.num)
-        return index
+        return bisect.bisect_left(self._nodes[node.instance], node.num, key=lambda n: n.num)
 
     def _highest_supported(
         self, instance: str, start: SnapshotNode, peer: str, peer_bound: int
@@ -302,14 +310,11 @@ class SnapshotGraph:
 
     # ------------------------------------------------------------------ clean-up
 
-    def drop_older_than(self, workflow: WorkflowSnapshot) -> list[SnapshotNode]:
+    def drop_older_than(self, workflow: WorkflowSnapshot) -> None:
         """Remove, per instance, every node older than the workflow snapshot's member.
 
         Older nodes can never be part of a later workflow snapshot (MUSCLE3's
         clean-up); dropping them keeps the graph small.
-
-        Returns:
-            The removed nodes.
         """
         removed: list[SnapshotNode] = []
         for instance, keep in workflow.items():
@@ -328,7 +333,6 @@ class SnapshotGraph:
                     if id(other) not in gone_ids:
                         self._unlink(old, other)
             old.links.clear()
-        return removed
 
 
 def _depth_first(
@@ -385,15 +389,11 @@ def _depth_first(
 def _restrict_by_singletons(
     domains: dict[str, list[SnapshotNode]], peers: Mapping[str, Sequence[str]]
 ) -> dict[str, list[SnapshotNode]] | None:
-    result = dict(domains)
+    """Narrow the peers of every instance that has only one candidate, before searching."""
+    result: dict[str, list[SnapshotNode]] | None = domains
     for instance, domain in domains.items():
-        if len(domain) == 1:
-            only = domain[0]
-            for peer in peers[instance]:
-                allowed = only.links.get(peer, {})
-                result[peer] = [n for n in result[peer] if n.num in allowed]
-                if not result[peer]:
-                    return None
+        if len(domain) == 1 and result is not None:
+            result = _narrow(result, peers, {}, instance, domain[0])
     return result
 
 

@@ -104,10 +104,8 @@ def _ours(text: str, stream: Stream) -> tuple[dict[int, dict[str, int | None]], 
     graph = SnapshotGraph(Topology.from_configuration(ymmsl.load(text)))
     found: dict[int, dict[str, int | None]] = {}
     for index, (instance, counts) in enumerate(stream):
-        node = graph.add(instance, counts, index)
-        workflow = graph.newest_workflow(node)
+        _node, workflow = graph.register(instance, counts, index)
         if workflow is not None:
-            graph.drop_older_than(workflow)
             found[index] = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
     remaining = {
         instance: [None if n.is_restart else n.payload for n in graph.live_nodes(instance)]

@@ -20,10 +20,8 @@ def _replay(stream: Stream) -> tuple[dict[int, dict[str, int | None]], SnapshotG
     graph = SnapshotGraph(Topology.from_configuration(stream.configuration()))
     ours: dict[int, dict[str, int | None]] = {}
     for index, (instance, metadata) in enumerate(stream.submissions):
-        node = graph.add(instance, metadata["port_message_counts"], index)
-        workflow = graph.newest_workflow(node)
+        _node, workflow = graph.register(instance, metadata["port_message_counts"], index)
         if workflow is not None:
-            graph.drop_older_than(workflow)
             ours[index] = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
     return ours, graph
 
