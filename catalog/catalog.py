@@ -271,7 +271,7 @@ class Catalog:
             if not matches and run.isdigit():  # "--run 3" on the command line: an id
                 matches = [r for r in runs if r.id == int(run)]
         if not matches:
-            known = ", ".join(r.name for r in self.runs()) or "none"
+            known = ", ".join(r.name for r in runs) or "none"
             raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
         if len(matches) > 1:
             ids = ", ".join(f"{r.id} ({r.run_dir})" for r in matches)
@@ -365,12 +365,12 @@ class Catalog:
         for item in items:
             batch.append(item)
             if len(batch) >= batch_size:
-                added += self._record_batch(run_id, batch)
+                added += len(self.record_snapshot_batch(run_id, batch))
                 if progress:
                     progress(len(batch))
                 batch = []
         if batch:
-            added += self._record_batch(run_id, batch)
+            added += len(self.record_snapshot_batch(run_id, batch))
             if progress:
                 progress(len(batch))
         return added
@@ -384,7 +384,7 @@ class Catalog:
         stored = [self.stored_path(item.path) for item in batch]
         with self.write_session() as session:
             _lock_run(session, run_id)
-            known = _existing_paths(session, stored)
+            known = set(_ids_by_path(session, stored))
             order = _next_submission_order(session, run_id)
             rows = []
             for path, item in zip(stored, batch, strict=True):
@@ -395,9 +395,6 @@ class Catalog:
                 order += 1
             ids = _insert_snapshots(session, run_id, rows) if rows else []
         return {path: sid for (path, _order, _item), sid in zip(rows, ids, strict=True)}
-
-    def _record_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> int:
-        return len(self.record_snapshot_batch(run_id, batch))
 
     # -- queries -----------------------------------------------------------------------
 
@@ -445,14 +442,8 @@ class Catalog:
             ``stored_path(path)`` -> id, for the paths that are recorded.
         """
         keys = (str(p) for p in paths) if already_stored else (self.stored_path(p) for p in paths)
-        stored = list(dict.fromkeys(keys))
-        found: dict[str, int] = {}
         with self.read_session() as session:
-            for start in range(0, len(stored), _IN_CHUNK):
-                chunk = stored[start : start + _IN_CHUNK]
-                query = select(SnapshotRow.path, SnapshotRow.id).where(SnapshotRow.path.in_(chunk))
-                found.update({path: sid for path, sid in session.execute(query)})
-        return found
+            return _ids_by_path(session, list(dict.fromkeys(keys)))
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord:
         """One snapshot by id.
@@ -735,11 +726,13 @@ def _next_submission_order(session: Session, run_id: int) -> int:
     return 1 if last is None else int(last) + 1
 
 
-def _existing_paths(session: Session, paths: Sequence[str]) -> set[str]:
-    found: set[str] = set()
+def _ids_by_path(session: Session, paths: Sequence[str]) -> dict[str, int]:
+    """Stored path -> id of the recorded ones among ``paths``, a few hundred per query."""
+    found: dict[str, int] = {}
     for start in range(0, len(paths), _IN_CHUNK):
         chunk = paths[start : start + _IN_CHUNK]
-        found.update(session.scalars(select(SnapshotRow.path).where(SnapshotRow.path.in_(chunk))))
+        query = select(SnapshotRow.path, SnapshotRow.id).where(SnapshotRow.path.in_(chunk))
+        found.update({path: sid for path, sid in session.execute(query)})
     return found
 
 
@@ -784,13 +777,8 @@ def _insert_snapshots(
     _executemany(
         session, SnapshotRow.__tablename__, names, [tuple(p[c] for c in names) for p in params]
     )
-    connection = session.connection()
     paths = [stored for stored, _order, _new in rows]
-    by_path: dict[str, int] = {}
-    for start in range(0, len(paths), _IN_CHUNK):
-        chunk = paths[start : start + _IN_CHUNK]
-        query = select(SnapshotRow.path, SnapshotRow.id).where(SnapshotRow.path.in_(chunk))
-        by_path.update({path: sid for path, sid in connection.execute(query)})
+    by_path = _ids_by_path(session, paths)
     ids = [by_path[path] for path in paths]
     triggers: list[tuple[Any, ...]] = []
     ports: list[tuple[Any, ...]] = []
