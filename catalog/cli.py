@@ -229,9 +229,10 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _echo_json([_run_json(run, names) for run in runs])
         return
-    table = Table(title=f"Runs in {catalog.location}")
-    for column in ("id", "name", "model", "snapshots", "source", "resumed from", "run directory"):
-        table.add_column(column, overflow="fold")
+    table = _table(
+        f"Runs in {catalog.location}",
+        ("id", "name", "model", "snapshots", "source", "resumed from", "run directory"),
+    )
     for run in runs:
         table.add_row(
             str(run.id),
@@ -282,9 +283,10 @@ def snapshots_command(
     if as_json:
         _echo_json([record.to_json() for record in records])
         return
-    table = Table(title=f"{len(records)} snapshots in {catalog.location}")
-    for column in ("id", "run", "instance", "file", "t", "next t", "wallclock", "type", "triggers"):
-        table.add_column(column, overflow="fold")
+    table = _table(
+        f"{len(records)} snapshots in {catalog.location}",
+        ("id", "run", "instance", "file", "t", "next t", "wallclock", "type", "triggers"),
+    )
     for record in records:
         table.add_row(
             str(record.id),
@@ -441,9 +443,10 @@ def workflows_command(
     if as_json:
         _echo_json([record.to_json() for record in records])
         return
-    table = Table(title=f"{len(records)} workflow snapshots in {catalog.location}")
-    for column in ("id", "run", "#", "t", "resume", "restart", "completed by", "source", "file"):
-        table.add_column(column, overflow="fold")
+    table = _table(
+        f"{len(records)} workflow snapshots in {catalog.location}",
+        ("id", "run", "#", "t", "resume", "restart", "completed by", "source", "file"),
+    )
     for record in records:
         restarts = sum(1 for member in record.members.values() if member is None)
         table.add_row(
@@ -583,6 +586,14 @@ def upgrade_command(ctx: click.Context) -> None:
 
 
 # --------------------------------------------------------------------------- output
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A listing table whose cells fold rather than being cut off."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _stdout() -> Console:

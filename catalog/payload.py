@@ -196,9 +196,7 @@ def decode_snapshot(data: bytes, source: _PathLike) -> Snapshot:
     if version is None:
         raise SnapshotFileError(source, _UNKNOWN_VERSION.format(byte=data[:1]))
     try:
-        if version == FORMAT_V1:
-            return _decode_v1(data[1:])
-        return _decode_v2(data[1:])
+        return _decode_body(data[1:], version)
     except _CorruptError as exc:
         raise SnapshotFileError(source, f"{exc} (format version {version})") from None
     except msgpack.ExtraData:
@@ -224,30 +222,22 @@ def _unpack(data: bytes, ext_hook: Callable[[int, bytes], Any] | None = None) ->
     return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=ext_hook)
 
 
-def _decode_v1(body: bytes) -> Snapshot:
+def _decode_body(body: bytes, version: int) -> Snapshot:
+    """Decode the map after the version byte; the versions differ in where the counts are."""
     top = _expect_map(_unpack(body), "the snapshot")
+    if version == FORMAT_V1:
+        state, counts_in, ext_hook = None, top, _ext_hook_v1
+    else:
+        state = _expect_map(_field(top, "communicator_state"), "communicator_state")
+        counts_in, ext_hook = state, _ext_hook_v2
     return Snapshot(
         triggers=_triggers(top),
         wallclock_time=_number(top, "wallclock_time"),
-        port_message_counts=_counts(_field(top, "port_message_counts")),
+        port_message_counts=_counts(_field(counts_in, "port_message_counts")),
         is_final_snapshot=_bool(top, "is_final_snapshot"),
-        message=_message(top, _ext_hook_v1),
+        message=_message(top, ext_hook),
         settings_overlay=_settings(_field(top, "settings_overlay"), "settings_overlay"),
-        format_version=FORMAT_V1,
-    )
-
-
-def _decode_v2(body: bytes) -> Snapshot:
-    top = _expect_map(_unpack(body), "the snapshot")
-    state = _expect_map(_field(top, "communicator_state"), "communicator_state")
-    return Snapshot(
-        triggers=_triggers(top),
-        wallclock_time=_number(top, "wallclock_time"),
-        port_message_counts=_counts(_field(state, "port_message_counts")),
-        is_final_snapshot=_bool(top, "is_final_snapshot"),
-        message=_message(top, _ext_hook_v2),
-        settings_overlay=_settings(_field(top, "settings_overlay"), "settings_overlay"),
-        format_version=FORMAT_V2,
+        format_version=version,
         communicator_state=state,
     )
 
