@@ -445,6 +445,17 @@ class Catalog:
         with self.read_session() as session:
             return _ids_by_path(session, list(dict.fromkeys(keys)))
 
+    def snapshot_paths(self, snapshot_ids: Iterable[int]) -> dict[int, Path]:
+        """Where snapshot files are now (absolute), by id, without loading whole records."""
+        ids = list(dict.fromkeys(snapshot_ids))
+        found: dict[int, Path] = {}
+        with self.read_session() as session:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                query = select(SnapshotRow.id, SnapshotRow.path).where(SnapshotRow.id.in_(chunk))
+                found.update({sid: self.resolve_path(path) for sid, path in session.execute(query)})
+        return found
+
     def snapshot(self, snapshot_id: int) -> SnapshotRecord:
         """One snapshot by id.
 

@@ -20,12 +20,14 @@ from typing import Any
 
 import ymmsl
 
+from catalog.campaign import IMPORT_SOURCE
 from catalog.catalog import Catalog, NewWorkflowSnapshot
+from catalog.db.schema import STATUS_DELETED
 from catalog.errors import ResumeSelectionError
 from catalog.records import SnapshotRecord, WorkflowSnapshotRecord
 from catalog.resume_file import MemberSummary, describe, resume_document
 from catalog.topology import Topology
-from catalog.workflow_search import SnapshotGraph
+from catalog.workflow_search import SnapshotGraph, payloads
 
 #: Source recorded for workflow snapshots recomputed by :func:`reindex_run`.
 REINDEX_SOURCE = "reindex"
@@ -98,17 +100,13 @@ def resume_file_for(catalog: Catalog, record: WorkflowSnapshotRecord) -> ResumeF
     names as once submitted, so that a run directory moved off a cluster
     resumes from where its files are.
     """
-    paths = _snapshot_paths(catalog, record)
+    paths = catalog.snapshot_paths(sid for sid in record.member_ids.values() if sid is not None)
     resume = {
         instance: str(paths[sid]) for instance, sid in record.member_ids.items() if sid is not None
     }
     missing = [path for path in resume.values() if not Path(path).is_file()]
     description = record.description.rstrip("\n") + "\n"
     return ResumeFile(resume_document(resume, description), resume, missing)
-
-
-def _snapshot_paths(catalog: Catalog, record: WorkflowSnapshotRecord) -> dict[int, Path]:
-    return {s.id: s.path for s in catalog.snapshots(run=record.run_id)}
 
 
 @dataclass
@@ -156,14 +154,14 @@ def reindex_run(
     topology = _topology(catalog, record.id, record.name)
     graph = SnapshotGraph(topology)
     report = ReindexReport(run=record.name)
-    if record.source == "import":
+    if record.source == IMPORT_SOURCE:
         report.notes.append(_ORDER_NOTE)
     found: list[NewWorkflowSnapshot] = []
-    snapshots = [s for s in catalog.snapshots(run=record.id) if s.status != "deleted"]
+    snapshots = _not_deleted(catalog, record.id)
     for count, snapshot in enumerate(snapshots, start=1):
         _node, workflow = graph.register(snapshot.instance, snapshot.port_message_counts, snapshot)
         if workflow is not None:
-            members = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
+            members = payloads(workflow)
             found.append(_new_workflow(topology.model_name, members, snapshot, clock()))
         if progress is not None and count % 1000 == 0:
             progress(1000)
@@ -174,6 +172,11 @@ def reindex_run(
     catalog.record_workflow_snapshots(record.id, found)
     report.workflow_snapshots = len(found)
     return report
+
+
+def _not_deleted(catalog: Catalog, run_id: int) -> list[SnapshotRecord]:
+    """A run's snapshots in recorded order, without those whose files were deleted."""
+    return [s for s in catalog.snapshots(run=run_id) if s.status != STATUS_DELETED]
 
 
 def _topology(catalog: Catalog, run_id: int, name: str) -> Topology:
@@ -226,18 +229,13 @@ def workflows_containing(
     topology = _topology(catalog, target.run_id, target.run)
     graph = SnapshotGraph(topology)
     fixed = None
-    for snapshot in catalog.snapshots(run=target.run_id):
-        if snapshot.status == "deleted":
-            continue
+    for snapshot in _not_deleted(catalog, target.run_id):
         node = graph.add(snapshot.instance, snapshot.port_message_counts, snapshot)
         if snapshot.id == snapshot_id:
             fixed = node
     if fixed is None:
         return []
-    return [
-        {i: None if n.is_restart else n.payload for i, n in workflow.items()}
-        for workflow in graph.workflows_containing(fixed, limit=limit)
-    ]
+    return [payloads(workflow) for workflow in graph.workflows_containing(fixed, limit=limit)]
 
 
 def simulation_time(record: WorkflowSnapshotRecord) -> str:

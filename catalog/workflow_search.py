@@ -83,6 +83,11 @@ class SnapshotNode:
 WorkflowSnapshot = dict[str, SnapshotNode]
 
 
+def payloads(workflow: WorkflowSnapshot) -> dict[str, Any]:
+    """Instance -> the payload of its member, None where it restarts from scratch."""
+    return {i: None if node.is_restart else node.payload for i, node in workflow.items()}
+
+
 class SnapshotGraph:
     """The live snapshots of every instance, with consistency links between peers."""
 

@@ -19,7 +19,7 @@ import pytest
 import ymmsl
 
 from catalog.topology import Topology
-from catalog.workflow_search import SnapshotGraph
+from catalog.workflow_search import SnapshotGraph, payloads
 from tests.registry_streams import vector_model
 
 pytest.importorskip("libmuscle", reason="side-by-side tests need the 'test' extra (muscle3)")
@@ -106,7 +106,7 @@ def _ours(text: str, stream: Stream) -> tuple[dict[int, dict[str, int | None]], 
     for index, (instance, counts) in enumerate(stream):
         _node, workflow = graph.register(instance, counts, index)
         if workflow is not None:
-            found[index] = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
+            found[index] = payloads(workflow)
     remaining = {
         instance: [None if n.is_restart else n.payload for n in graph.live_nodes(instance)]
         for instance in graph.instances()

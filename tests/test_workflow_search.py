@@ -9,7 +9,7 @@ import pytest
 import ymmsl
 
 from catalog.topology import Topology
-from catalog.workflow_search import SnapshotGraph, SnapshotNode
+from catalog.workflow_search import SnapshotGraph, SnapshotNode, payloads
 from tests.registry_streams import Stream, all_streams, vector_model
 
 STREAMS = all_streams()
@@ -22,7 +22,7 @@ def _replay(stream: Stream) -> tuple[dict[int, dict[str, int | None]], SnapshotG
     for index, (instance, metadata) in enumerate(stream.submissions):
         _node, workflow = graph.register(instance, metadata["port_message_counts"], index)
         if workflow is not None:
-            ours[index] = {i: None if n.is_restart else n.payload for i, n in workflow.items()}
+            ours[index] = payloads(workflow)
     return ours, graph
 
 
