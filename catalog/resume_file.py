@@ -15,7 +15,6 @@ two writers can never overwrite each other's.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -34,11 +33,7 @@ RESTART_TRIGGER = "Instance start"
 
 
 class DescribedSnapshot(Protocol):
-    """What a description needs of a snapshot: SnapshotMetadata and SnapshotRecord both have it."""
-
-    @property
-    def snapshot_filename(self) -> str:
-        """The file, as submitted."""
+    """What a description needs of a snapshot: SnapshotMetadata and SnapshotRecord have it."""
 
     @property
     def triggers(self) -> Sequence[str]:
@@ -63,7 +58,6 @@ class MemberSummary:
 
     Attributes:
         instance: The instance.
-        path: The snapshot file as submitted, or None if it restarts from scratch.
         triggers: The snapshot's triggers.
         timestamp: Its simulation time (NaN for implicit snapshots).
         wallclock_time: Its wallclock time.
@@ -71,7 +65,6 @@ class MemberSummary:
     """
 
     instance: str
-    path: str | None
     triggers: Sequence[str]
     timestamp: float
     wallclock_time: float
@@ -82,7 +75,6 @@ class MemberSummary:
         """The member for an instance resuming from a snapshot (metadata or catalog record)."""
         return MemberSummary(
             instance,
-            snapshot.snapshot_filename,
             snapshot.triggers,
             snapshot.timestamp,
             snapshot.wallclock_time,
@@ -92,7 +84,7 @@ class MemberSummary:
     @staticmethod
     def restart(instance: str) -> MemberSummary:
         """The member for an instance that starts from scratch, as MUSCLE3 prints it."""
-        return MemberSummary(instance, None, [RESTART_TRIGGER], 0, 0, True)
+        return MemberSummary(instance, [RESTART_TRIGGER], 0, 0, True)
 
 
 def describe(model_name: str, members: Sequence[MemberSummary], taken: dt.datetime) -> str:
@@ -114,7 +106,8 @@ def describe(model_name: str, members: Sequence[MemberSummary], taken: dt.dateti
         "-" * (width + 41),
     ]
     table += [
-        f"{m.instance.ljust(width)} {_g(m.timestamp)} {_g(m.wallclock_time)}"
+        # MUSCLE3's f"{x:<11.6g}": NaN prints "nan", restart rows' int 0 prints "0"
+        f"{m.instance.ljust(width)} {m.timestamp:<11.6g} {m.wallclock_time:<11.6g}"
         f"     {'Final' if m.is_final else 'Intermediate'}"
         for m in ordered
     ]
@@ -123,13 +116,6 @@ def describe(model_name: str, members: Sequence[MemberSummary], taken: dt.dateti
         f"Workflow snapshot for {model_name} taken on {taken:%Y-%m-%d %H:%M:%S}.\n"
         "Snapshot triggers:\n" + "\n".join(trigger_lines) + "\n\n" + "\n".join(table) + "\n"
     )
-
-
-def _g(value: float) -> str:
-    # MUSCLE3 formats with f"{x:<11.6g}"; ints (restart rows) print as "0".
-    if isinstance(value, float) and math.isnan(value):
-        return f"{'nan':<11}"
-    return f"{value:<11.6g}"
 
 
 def resume_document(resume: Mapping[str, str | Path], description: str) -> str:

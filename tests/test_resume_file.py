@@ -39,10 +39,8 @@ def test_document_is_byte_identical_to_muscle3s(path: Path) -> None:
 
 def test_description_matches_muscle3_format() -> None:
     members = [
-        MemberSummary("micro[10]", "b.pack", ["simulation_time >= 0.2"], 0.25, 3.5, False),
-        MemberSummary(
-            "micro[2]", "a.pack", ["simulation_time >= 0.2", "at_end"], math.nan, 1.0, True
-        ),
+        MemberSummary("micro[10]", ["simulation_time >= 0.2"], 0.25, 3.5, False),
+        MemberSummary("micro[2]", ["simulation_time >= 0.2", "at_end"], math.nan, 1.0, True),
         MemberSummary.restart("macro"),
     ]
     text = describe("mm", members, dt.datetime(2001, 2, 3, 4, 5, 6))
