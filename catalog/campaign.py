@@ -35,23 +35,25 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
 
 import ymmsl
 
 from catalog.catalog import Catalog, NewSnapshot, NewWorkflowSnapshot
 from catalog.errors import CatalogError, RunDirectoryError, SnapshotFileError
 from catalog.message import Message
-from catalog.naming import instance_sort_key, parse_pack_name, validate_instance
+from catalog.naming import (
+    CONFIGURATION_FILE,
+    instance_sort_key,
+    parse_pack_name,
+    validate_instance,
+)
 from catalog.records import RunRecord
 from catalog.snapshot import Snapshot
 from catalog.store import load_pack
+from catalog.topology import model_name
 
 #: Called with (files handled so far, total files) while ``.pack`` files are read.
 ProgressCallback = Callable[[int, int], None]
-
-#: The configuration file MUSCLE3's manager writes into the run directory.
-CONFIGURATION_FILE = "configuration.ymmsl"
 
 #: The ``source`` recorded for runs and workflow snapshots that were imported.
 IMPORT_SOURCE = "import"
@@ -363,27 +365,12 @@ def _parse_ymmsl(text: str) -> _YmmslDocument:
         except CatalogError as exc:
             raise ValueError(str(exc)) from exc
     return _YmmslDocument(
-        model_name=_model_name(document),
+        model_name=model_name(document),
         # ymmsl reads MUSCLE3's "|+" block with the blank line before "resume:";
         # MUSCLE3's description itself ends with exactly one newline.
         description=str(getattr(document, "description", None) or "").rstrip("\n") + "\n",
         resume=resume,
     )
-
-
-def _model_name(document: Any) -> str | None:
-    """The root model's name: ``root_model().name`` (v0.2) or ``model.name`` (v0.1)."""
-    root_model = getattr(document, "root_model", None)
-    model: Any = None
-    if callable(root_model):
-        try:
-            model = root_model()
-        except Exception:  # no model, or several without a root
-            model = None
-    else:
-        model = getattr(document, "model", None)
-    name = getattr(model, "name", None)
-    return str(name) if name is not None else None
 
 
 def _table_instances(description: str) -> list[str]:

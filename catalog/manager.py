@@ -31,11 +31,12 @@ from ymmsl import Operator, Settings
 from catalog.catalog import Catalog, NewSnapshot, default_catalog_in, open_catalog
 from catalog.errors import CatalogError
 from catalog.message import Message
-from catalog.naming import validate_instance
+from catalog.naming import CONFIGURATION_FILE, validate_instance
 from catalog.payload import decode_snapshot, encode_snapshot
 from catalog.records import RunRecord
 from catalog.snapshot import Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
+from catalog.topology import model_name
 
 _logger = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ class SnapshotManager:
 def _read_configuration(run_dir: Path) -> str | None:
     """The run's ``configuration.ymmsl`` text, which MUSCLE3's manager writes at start-up."""
     try:
-        return (run_dir / "configuration.ymmsl").read_text()
+        return (run_dir / CONFIGURATION_FILE).read_text()
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -294,9 +295,6 @@ def _model_name(configuration: str | None) -> str | None:
     if configuration is None:
         return None
     try:
-        loaded = ymmsl.load(configuration)
-        root_model = getattr(loaded, "root_model", None)  # ymmsl v0.2 files
-        model = root_model() if callable(root_model) else getattr(loaded, "model", None)
-        return str(model.name) if model is not None else None
+        return model_name(ymmsl.load(configuration))
     except Exception:  # a configuration we cannot parse just leaves the name unknown
         return None

@@ -20,6 +20,9 @@ _INSTANCE_RE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER}|\[[0-9]+\])*")
 _PART_RE = re.compile(rf"({_IDENTIFIER})|\[([0-9]+)\]")
 _PACK_NAME_RE = re.compile(r"(?P<safe_id>[A-Za-z_][A-Za-z0-9_.\-]*)_(?P<num>[0-9]+)\.pack")
 
+#: The file in a run directory where MUSCLE3's manager writes the run's configuration.
+CONFIGURATION_FILE = "configuration.ymmsl"
+
 #: Longest instance name we accept; keeps file names under common 255-byte limits.
 MAX_INSTANCE_LENGTH = 200
 

@@ -149,7 +149,7 @@ class Topology:
             TopologyError: It has no model, or its model refers to other models
                 (nested models must be flattened first, as the MUSCLE3 manager does).
         """
-        model = _root_model(configuration)
+        model = root_model(configuration)
         components = model.components
         component_list = list(components.values()) if isinstance(components, dict) else components
         multiplicities = {str(c.name): [int(n) for n in c.multiplicity] for c in component_list}
@@ -268,7 +268,20 @@ class Topology:
         return tuple(pairs)
 
 
-def _root_model(configuration: Any) -> Any:
+def model_name(configuration: Any) -> str | None:
+    """The model's name, or None if the document has no (single root) model to name."""
+    try:
+        return str(root_model(configuration).name)
+    except TopologyError:
+        return None
+
+
+def root_model(configuration: Any) -> Any:
+    """The model of a configuration: ``root_model()`` (yMMSL v0.2) or ``model`` (v0.1).
+
+    Raises:
+        TopologyError: The document has no model (a settings or resume file, say).
+    """
     if hasattr(configuration, "root_model"):
         try:
             return configuration.root_model()
