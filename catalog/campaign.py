@@ -401,8 +401,8 @@ def _import_snapshots(
     """Record the run's ``.pack`` files in recorded order; returns the instances found."""
     instances, files = _scan_instances(report.run_dir, report.warnings)
     ordered = _recorded_order(files)
-    known = {_abspath(record.path) for record in catalog.snapshots(run=report.run.id)}
-    todo = [f for f in ordered if _abspath(f.path) not in known]
+    known = catalog.snapshot_ids([f.path for f in ordered])
+    todo = [f for f in ordered if catalog.stored_path(f.path) not in known]
     report.snapshots_already_known = len(ordered) - len(todo)
     counter = _Progress(progress, total=len(ordered), done=len(ordered) - len(todo))
     items = _loaded_snapshots(todo, report.warnings, counter)
@@ -526,13 +526,12 @@ def _import_workflow_snapshots(
     known_files = {
         _abspath(w.resume_file) for w in catalog.workflow_snapshots(report.run.id) if w.resume_file
     }
-    by_path = {_abspath(r.path): r.id for r in catalog.snapshots(run=report.run.id)}
     new: list[NewWorkflowSnapshot] = []
     for resume_file in resume_files(report.run_dir):
         if _abspath(resume_file) in known_files:
             report.workflow_snapshots_already_known += 1
             continue
-        item = _workflow_snapshot(catalog, report, resume_file, instances, by_path)
+        item = _workflow_snapshot(catalog, report, resume_file, instances)
         if item is not None:
             new.append(item)
     report.workflow_snapshots_added = len(catalog.record_workflow_snapshots(report.run.id, new))
@@ -563,7 +562,6 @@ def _workflow_snapshot(
     report: ImportReport,
     resume_file: Path,
     instances: Sequence[str],
-    by_path: dict[str, int],
 ) -> NewWorkflowSnapshot | None:
     """The workflow snapshot a resume file describes, or None (with a warning) if unusable."""
     try:
@@ -574,12 +572,13 @@ def _workflow_snapshot(
     members: dict[str, int | None] = dict.fromkeys(
         [*instances, *_table_instances(document.description), *document.resume]
     )
-    for instance, written in document.resume.items():
-        path, relocated = resolve_resume_path(written, report.run_dir)
-        snapshot_id = by_path.get(_abspath(path))
-        if snapshot_id is None:
-            record = catalog.snapshot_by_path(path)
-            snapshot_id = record.id if record is not None else None
+    resolved = {
+        instance: (written, *resolve_resume_path(written, report.run_dir))
+        for instance, written in document.resume.items()
+    }
+    ids = catalog.snapshot_ids([path for _written, path, _relocated in resolved.values()])
+    for instance, (written, path, relocated) in resolved.items():
+        snapshot_id = ids.get(catalog.stored_path(path))
         if snapshot_id is None:
             report.warnings.append(
                 f"Skipped workflow snapshot {resume_file}: {instance} resumes from {written}"
