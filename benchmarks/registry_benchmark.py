@@ -51,7 +51,7 @@ from resume_files import read_resume_mappings  # noqa: E402
 from streams import macro_micro_stream, macro_micro_ymmsl  # noqa: E402
 
 from catalog.catalog import NewSnapshot, open_catalog  # noqa: E402
-from catalog.db.schema import STATUS_MISSING  # noqa: E402
+from catalog.enums import SnapshotStatus  # noqa: E402
 from catalog.registry import SnapshotRegistry  # noqa: E402
 from catalog.snapshot import SnapshotMetadata  # noqa: E402
 
@@ -90,7 +90,7 @@ def _row(instance: str, metadata: dict[str, Any], run_dir: Path) -> NewSnapshot:
     snapshot = SnapshotMetadata(**metadata).to_snapshot()
     return NewSnapshot(
         instance, run_dir / metadata["snapshot_filename"], metadata["snapshot_filename"],
-        snapshot, None, None, None, status=STATUS_MISSING,
+        snapshot, None, None, None, status=SnapshotStatus.MISSING,
     )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ from pathlib import Path, PurePath
 import ymmsl
 
 from catalog.catalog import Catalog, NewSnapshot, NewWorkflowSnapshot
+from catalog.enums import Source
 from catalog.errors import CatalogError, RunDirectoryError, SnapshotFileError
 from catalog.message import Message
 from catalog.naming import (
@@ -54,9 +55,6 @@ from catalog.topology import model_name
 
 #: Called with (files handled so far, total files) while ``.pack`` files are read.
 ProgressCallback = Callable[[int, int], None]
-
-#: The ``source`` recorded for runs and workflow snapshots that were imported.
-IMPORT_SOURCE = "import"
 
 ORDER_NOTE = (
     "Snapshot order was reconstructed from file modification times (ties broken by instance, "
@@ -160,7 +158,7 @@ def import_run_directory(
         name=_run_name(catalog, directory),
         model_name=document.model_name if document else None,
         configuration=configuration_text,
-        source=IMPORT_SOURCE,
+        source=Source.IMPORT,
     )
     report = ImportReport(run=run, run_dir=directory, warnings=warnings)
     instances = _import_snapshots(catalog, report, progress)
@@ -595,7 +593,7 @@ def _workflow_snapshot(
         members=ordered,
         description=document.description,
         resume_file=resume_file,
-        source=IMPORT_SOURCE,
+        source=Source.IMPORT,
     )
 
 

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from catalog.db.engine import READ_ONLY, create_catalog_engine, sqlite_file, to_url
 from catalog.db.floats import join_float, split_float
 from catalog.db.schema import (
-    STATUS_PRESENT,
     Base,
     PortCount,
     Run,
@@ -44,6 +43,7 @@ from catalog.db.schema import (
     WorkflowSnapshotRow,
 )
 from catalog.db.versioning import ensure_schema, upgrade_catalog
+from catalog.enums import SnapshotStatus, Source
 from catalog.errors import CatalogError
 from catalog.naming import instance_sort_key
 from catalog.records import RecordList, RunRecord, SnapshotRecord, WorkflowSnapshotRecord
@@ -85,7 +85,7 @@ class NewSnapshot:
     size_bytes: int | None
     sha256: str | None
     sequence: int | None = None
-    status: str = STATUS_PRESENT
+    status: SnapshotStatus = SnapshotStatus.PRESENT
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,14 @@ class NewWorkflowSnapshot:
         description: The description text of its resume file.
         completed_by_snapshot_id: The snapshot whose submission completed it.
         resume_file: The resume file written for it, if any.
-        source: ``registry``, ``import`` or ``reindex``.
+        source: Who found it.
     """
 
     members: dict[str, int | None]
     description: str
     completed_by_snapshot_id: int | None = None
     resume_file: Path | None = None
-    source: str = "registry"
+    source: Source = Source.REGISTRY
 
 
 @dataclass
@@ -204,7 +204,7 @@ class Catalog:
         name: str | None = None,
         model_name: str | None = None,
         configuration: str | None = None,
-        source: str = "live",
+        source: Source = Source.LIVE,
     ) -> RunRecord:
         """The run recorded for a run directory, recording it if it is new.
 
@@ -216,7 +216,7 @@ class Catalog:
             name: Short name; defaults to the directory's name.
             model_name: The model's name, if known.
             configuration: The yMMSL configuration text, if known.
-            source: ``"live"`` or ``"import"``.
+            source: ``live`` or ``import``.
 
         Returns:
             The run's record.
@@ -232,7 +232,7 @@ class Catalog:
         return self.run(run_id)
 
     def _find_or_create_run(
-        self, stored: str, name: str | None, source: str, fields: dict[str, str | None]
+        self, stored: str, name: str | None, source: Source, fields: dict[str, str | None]
     ) -> int:
         with self.write_session() as session:
             run = session.scalars(select(Run).where(Run.run_dir == stored)).one_or_none()
@@ -297,7 +297,7 @@ class Catalog:
                     name=run.name,
                     run_dir=self.resolve_path(run.run_dir),
                     model_name=run.model_name,
-                    source=run.source,
+                    source=Source(run.source),
                     created_at=_utc(run.created_at),
                     finished_at=_utc(run.finished_at) if run.finished_at else None,
                     resumed_from_run_id=run.resumed_from_run_id,
@@ -503,7 +503,7 @@ class Catalog:
             is_final_snapshot=row.is_final_snapshot,
             is_implicit=row.is_implicit,
             settings_overlay=children.settings.get(row.id, {}),
-            status=row.status,
+            status=SnapshotStatus(row.status),
             recorded_at=_utc(row.recorded_at),
         )
 
@@ -559,7 +559,7 @@ class Catalog:
             row = session.get_one(WorkflowSnapshotRow, workflow_snapshot_id)
             row.resume_file = self.stored_path(resume_file)
 
-    def delete_workflow_snapshots(self, run_id: int, source: str | None = None) -> int:
+    def delete_workflow_snapshots(self, run_id: int, source: Source | None = None) -> int:
         """Forget a run's workflow snapshots (before recomputing them); files stay.
 
         Args:
@@ -678,7 +678,7 @@ class Catalog:
                         timestamp=row.timestamp,
                         description=row.description,
                         resume_file=self.resolve_path(row.resume_file) if row.resume_file else None,
-                        source=row.source,
+                        source=Source(row.source),
                         created_at=_utc(row.created_at),
                     )
                 )

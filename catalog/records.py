@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from catalog.enums import SnapshotStatus, Source
 from catalog.snapshot import SnapshotMetadata
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ class RunRecord:
         name: Short name (by default the run directory's name).
         run_dir: The run directory, absolute.
         model_name: The yMMSL model's name, if known.
-        source: ``"live"`` (recorded while running) or ``"import"``.
+        source: ``live`` (recorded while running) or ``import``.
         created_at: When the run was first recorded.
         finished_at: When it was marked finished, if it was.
         resumed_from_run_id: The run whose snapshots this run resumed from.
@@ -40,7 +41,7 @@ class RunRecord:
     name: str
     run_dir: Path
     model_name: str | None
-    source: str
+    source: Source
     created_at: dt.datetime
     finished_at: dt.datetime | None
     resumed_from_run_id: int | None
@@ -94,7 +95,7 @@ class SnapshotRecord:
     is_final_snapshot: bool
     is_implicit: bool
     settings_overlay: dict[str, Any]
-    status: str
+    status: SnapshotStatus
     recorded_at: dt.datetime
 
     def to_metadata(self) -> SnapshotMetadata:
@@ -200,7 +201,7 @@ class WorkflowSnapshotRecord:
     timestamp: float | None
     description: str
     resume_file: Path | None
-    source: str
+    source: Source
     created_at: dt.datetime
 
     @property

@@ -39,7 +39,7 @@ from catalog.catalog import (
     default_catalog_in,
     open_catalog,
 )
-from catalog.db.schema import STATUS_MISSING
+from catalog.enums import SnapshotStatus, Source
 from catalog.errors import CatalogError, SnapshotFileError
 from catalog.naming import parse_pack_name, validate_instance
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
@@ -325,7 +325,7 @@ class SnapshotRegistry:
                     description=description,
                     completed_by_snapshot_id=completed_by.payload.snapshot_id,
                     resume_file=resume_file,
-                    source="registry",
+                    source=Source.REGISTRY,
                 )
             )
         try:
@@ -367,7 +367,7 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
             )  # fmt: skip
     return NewSnapshot(
         submission.instance, path, filename, submission.metadata.to_snapshot(),
-        None, None, sequence, status=STATUS_MISSING,
+        None, None, sequence, status=SnapshotStatus.MISSING,
     )  # fmt: skip
 
 

@@ -20,17 +20,13 @@ from typing import Any
 
 import ymmsl
 
-from catalog.campaign import IMPORT_SOURCE
 from catalog.catalog import Catalog, NewWorkflowSnapshot
-from catalog.db.schema import STATUS_DELETED
+from catalog.enums import SnapshotStatus, Source
 from catalog.errors import ResumeSelectionError
 from catalog.records import SnapshotRecord, WorkflowSnapshotRecord
 from catalog.resume_file import MemberSummary, describe, resume_document
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, payloads
-
-#: Source recorded for workflow snapshots recomputed by :func:`reindex_run`.
-REINDEX_SOURCE = "reindex"
 
 _ORDER_NOTE = (
     "Snapshots of imported runs are replayed in the order of their files' modification "
@@ -154,7 +150,7 @@ def reindex_run(
     topology = _topology(catalog, record.id, record.name)
     graph = SnapshotGraph(topology)
     report = ReindexReport(run=record.name)
-    if record.source == IMPORT_SOURCE:
+    if record.source == Source.IMPORT:
         report.notes.append(_ORDER_NOTE)
     found: list[NewWorkflowSnapshot] = []
     snapshots = _not_deleted(catalog, record.id)
@@ -168,7 +164,7 @@ def reindex_run(
     if progress is not None and len(snapshots) % 1000:
         progress(len(snapshots) % 1000)
     report.snapshots = len(snapshots)
-    report.replaced = catalog.delete_workflow_snapshots(record.id, source=REINDEX_SOURCE)
+    report.replaced = catalog.delete_workflow_snapshots(record.id, source=Source.REINDEX)
     catalog.record_workflow_snapshots(record.id, found)
     report.workflow_snapshots = len(found)
     return report
@@ -176,7 +172,7 @@ def reindex_run(
 
 def _not_deleted(catalog: Catalog, run_id: int) -> list[SnapshotRecord]:
     """A run's snapshots in recorded order, without those whose files were deleted."""
-    return [s for s in catalog.snapshots(run=run_id) if s.status != STATUS_DELETED]
+    return [s for s in catalog.snapshots(run=run_id) if s.status != SnapshotStatus.DELETED]
 
 
 def _topology(catalog: Catalog, run_id: int, name: str) -> Topology:
@@ -204,7 +200,7 @@ def _new_workflow(
         members={i: None if s is None else s.id for i, s in members.items()},
         description=describe(model_name, summaries, taken),
         completed_by_snapshot_id=completed_by.id,
-        source=REINDEX_SOURCE,
+        source=Source.REINDEX,
     )
 
 
@@ -246,7 +242,6 @@ def simulation_time(record: WorkflowSnapshotRecord) -> str:
 
 
 __all__ = [
-    "REINDEX_SOURCE",
     "ReindexReport",
     "ResumeFile",
     "reindex_run",

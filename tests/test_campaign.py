@@ -15,12 +15,12 @@ import ymmsl
 
 from catalog import Catalog, RunDirectoryError, SnapshotMetadata
 from catalog.campaign import (
-    IMPORT_SOURCE,
     ImportReport,
     import_run_directories,
     import_run_directory,
     resolve_resume_path,
 )
+from catalog.enums import Source
 from catalog.store import load_pack
 
 from .conftest import RUNS
@@ -116,7 +116,7 @@ def test_workflow_snapshots_are_those_muscle3_wrote_in_order(
     assert len(workflows) == len(resume_files) == len(written) == report.workflow_snapshots_added
     for workflow, real in zip(workflows, written, strict=True):
         assert workflow.resume_file == run_dir / real["file"]
-        assert workflow.source == IMPORT_SOURCE
+        assert workflow.source == Source.IMPORT
         # as MUSCLE3 generated it: one final newline (the file's "|+" block adds one)
         assert workflow.description == real["description"].rstrip("\n") + "\n"
         # Every instance of the run is a member; those MUSCLE3 left out restart (None).
@@ -169,7 +169,7 @@ def test_run_records_configuration_and_model_name(catalog: Catalog) -> None:
     for name, model in MODEL_NAMES.items():
         report = import_run_directory(catalog, run(name))
         assert report.run.model_name == model
-        assert report.run.source == IMPORT_SOURCE
+        assert report.run.source == Source.IMPORT
         assert report.run.run_dir == run(name)
         text = (run(name) / "configuration.ymmsl").read_text()
         assert catalog.run_configuration(report.run_id) == text

@@ -36,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from catalog.enums import SnapshotStatus
+
 #: Alembic's version table, under a name of our own so that a catalog can live
 #: in a PostgreSQL database that other Alembic-managed applications use too.
 VERSION_TABLE = "muscle_catalog_alembic_version"
@@ -49,11 +51,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-#: Values of ``snapshots.status``.
-STATUS_PRESENT = "present"
-STATUS_MISSING = "missing"
-STATUS_DELETED = "deleted"
 
 
 class Base(DeclarativeBase):
@@ -110,7 +107,7 @@ class SnapshotRow(Base):
     next_timestamp_nan: Mapped[bool] = mapped_column(Boolean, default=False)
     is_final_snapshot: Mapped[bool] = mapped_column(Boolean)
     is_implicit: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(16), default=STATUS_PRESENT)
+    status: Mapped[str] = mapped_column(String(16), default=SnapshotStatus.PRESENT)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
 
