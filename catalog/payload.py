@@ -10,7 +10,7 @@ index any run directory.
 The instance's message is stored as an encoded MUSCLE3 wire message (an
 "MPP message") inside the map, with numpy arrays, settings and port markers
 as msgpack ext types. The ext type numbers and the map key order are part of
-the format; see ``MUSCLE3_BEHAVIOUR.md`` sections 1 and 2.
+the format; see ``docs/muscle3-formats.md``.
 
 Unlike MUSCLE3, every way a file can be broken (empty, truncated, a flipped
 bit, a field of the wrong type, an unknown version) ends in one error type,

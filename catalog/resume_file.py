@@ -4,8 +4,8 @@ A resume file is a yMMSL document with a ``resume:`` section (instance ->
 ``.pack`` file, for the instances that do not restart from scratch) and a
 description listing the triggers and a table of the members. Appending it to
 the ``muscle_manager`` command line resumes the run. The manager ignores the
-description; we reproduce it exactly anyway (``MUSCLE3_BEHAVIOUR.md``
-section 7) so that users and tools reading these files see what they know.
+description; we reproduce it exactly anyway (see ``docs/resume-files.md``)
+so that users and tools reading these files see what they know.
 
 Unlike MUSCLE3, which gives up after 100 files in one second (and with it the
 whole registry), we keep counting, and create each file exclusively so that

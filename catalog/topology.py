@@ -3,7 +3,7 @@
 The manager decides whether two snapshots fit together by comparing the
 message counts on the ports of every conduit between the two instances. This
 module turns a configuration into exactly that information, with MUSCLE3's
-rules (``MUSCLE3_BEHAVIOUR.md`` section 6):
+rules (see ``docs/consistency.md``):
 
 * every component with multiplicity ``[3, 2]`` has instances ``c[0][0]`` ...
   ``c[2][1]``;
