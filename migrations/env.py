@@ -5,6 +5,11 @@ hand over an open connection in ``config.attributes["connection"]``, so the
 schema check and the upgrade happen in one locked transaction) and by the
 plain ``alembic`` command run from the repository (which builds an engine
 from ``sqlalchemy.url`` in ``alembic.ini`` or ``MUSCLE_SNAPSHOT_CATALOG``).
+Upgrades of existing catalogs (``muscle-catalog upgrade``, and the
+``alembic`` command here) run in
+:func:`catalog.db.versioning.migration_transaction`, which on SQLite keeps
+batch-mode table rebuilds from firing ``ON DELETE`` actions;
+:func:`catalog.open_catalog` only ever migrates an empty database.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from catalog.db.engine import create_catalog_engine, to_url
+from catalog.db.engine import create_catalog_engine
 from catalog.db.schema import VERSION_TABLE, Base
+from catalog.db.versioning import migration_transaction
+from catalog.location import to_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -44,10 +51,11 @@ def run_migrations_online() -> None:
             "No catalog to migrate: set MUSCLE_SNAPSHOT_CATALOG or sqlalchemy.url in alembic.ini"
         )
     engine = create_catalog_engine(to_url(url))
-    with engine.connect() as conn:
-        _run(conn)
-        conn.commit()
-    engine.dispose()
+    try:
+        with migration_transaction(engine) as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
 
 
 if context.is_offline_mode():

@@ -12,12 +12,20 @@ The check and the creation happen in one write transaction (``BEGIN
 IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so that the many
 instances of a run that open a fresh catalog at the same moment create it
 exactly once.
+
+The Alembic scripts are found beside the package: ``catalog/migrations`` in
+an installed copy (the build maps the repository's top-level ``migrations/``
+there), ``migrations/`` next to ``catalog/`` in a source checkout, so that a
+checkout works without being installed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -27,30 +35,87 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-from catalog.db.engine import sqlite_file
 from catalog.db.schema import VERSION_TABLE
-from catalog.errors import CatalogTooNewError, CatalogTooOldError, SchemaVersionError
+from catalog.errors import (
+    CatalogError,
+    CatalogTooNewError,
+    CatalogTooOldError,
+    SchemaVersionError,
+)
+from catalog.location import sqlite_file
 
 #: Arbitrary but fixed key for PostgreSQL's advisory lock around schema work.
 _PG_SCHEMA_LOCK_KEY = 0x4D5553434C45  # "MUSCLE"
 
 
-def _alembic_config() -> Config:
+#: A file that every copy of our migrations has (a landed revision is never
+#: edited or removed), so that some other project's directory that happens
+#: to be called ``migrations`` is never taken for ours.
+_MIGRATIONS_MARKER = Path("versions") / "0001_initial_schema.py"
+
+
+def _is_migrations_directory(directory: Path) -> bool:
+    return (directory / "env.py").is_file() and (directory / _MIGRATIONS_MARKER).is_file()
+
+
+@functools.cache
+def migrations_directory() -> Path:
+    """The directory of this package's Alembic scripts.
+
+    Looked for on the filesystem first, relative to the package, because
+    that works for an installed copy and for a plain source checkout alike;
+    ``importlib.resources`` only knows the ``catalog.migrations`` package of
+    an installed (or editable) copy, so it is the fallback.
+
+    Raises:
+        CatalogError: Neither place holds them (a broken installation).
+    """
+    package = Path(__file__).absolute().parent.parent
+    installed, checkout = package / "migrations", package.parent / "migrations"
+    for candidate in (installed, checkout):
+        if _is_migrations_directory(candidate):
+            return candidate
+    try:
+        resource = files("catalog.migrations")
+    except (ImportError, TypeError):
+        resource = None
+    if isinstance(resource, Path) and _is_migrations_directory(resource):
+        return resource
+    raise CatalogError(
+        "Cannot find the catalog's schema migrations: neither "
+        f"{installed} (an installed copy) nor {checkout} (a source checkout) holds them. "
+        "Reinstall muscle-snapshot-catalog, or use a complete checkout of it."
+    )
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for our migrations, without any ``alembic.ini``.
+
+    Args:
+        connection: The connection to migrate on; ``migrations/env.py`` uses
+            it (inside its transaction) instead of opening one of its own.
+
+    Returns:
+        The configuration, for ``alembic.command`` or ``ScriptDirectory``.
+    """
     config = Config()
-    config.set_main_option("script_location", str(files("catalog.migrations")))
+    # Config options go through configparser interpolation: escape '%' in the path.
+    config.set_main_option("script_location", str(migrations_directory()).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
 def head_revision() -> str:
     """The newest schema revision this code knows."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
     """Every schema revision this code knows."""
-    script = ScriptDirectory.from_config(_alembic_config())
+    script = ScriptDirectory.from_config(alembic_config())
     return {rev.revision for rev in script.walk_revisions()}
 
 
@@ -66,9 +131,70 @@ def _lock_schema(connection: Connection) -> None:
 
 
 def _upgrade_on(connection: Connection) -> None:
-    config = _alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(connection), "head")
+
+
+def _sqlite_enforce_foreign_keys(connection: Connection, enforce: bool) -> None:
+    # Straight on the driver connection: through SQLAlchemy the statement would
+    # start a transaction first, inside which SQLite ignores this pragma.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if enforce else 'OFF'}")
+        cursor.execute("PRAGMA foreign_keys")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None or bool(row[0]) != enforce:
+        raise SchemaVersionError("Could not switch SQLite's foreign key enforcement to migrate")
+
+
+def _check_foreign_keys(connection: Connection, location: str) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _fk = broken[0]
+        raise SchemaVersionError(
+            f"Migrating the catalog {location} would leave {len(broken)} rows referring to "
+            f"rows that do not exist (the first: {table} row {rowid}, into {parent}); "
+            "nothing was changed."
+        )
+
+
+@contextmanager
+def migration_transaction(engine: Engine, *, location: str = "") -> Iterator[Connection]:
+    """One locked write transaction to run migrations in, committed on success.
+
+    On SQLite, foreign keys are not enforced during it, and every foreign key
+    is checked before the commit instead. Alembic's batch mode rebuilds a
+    table by copying it, dropping the old one and renaming the copy; with
+    enforcement on, dropping the old table first deletes its rows *with*
+    their ``ON DELETE`` actions, which would empty every child table
+    (CASCADE) or fail (RESTRICT). SQLite only switches enforcement outside a
+    transaction, so it is switched off before ``BEGIN``, and the connection
+    is discarded afterwards rather than returned to the pool without it.
+
+    Args:
+        engine: The catalog's engine.
+        location: How to name the catalog in messages.
+
+    Yields:
+        The connection, in its transaction (pass it to :func:`alembic_config`).
+
+    Raises:
+        SchemaVersionError: On SQLite, the migrated data has dangling references.
+    """
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        try:
+            if sqlite:
+                _sqlite_enforce_foreign_keys(connection, False)
+            with connection.begin():
+                _lock_schema(connection)
+                yield connection
+                if sqlite:
+                    _check_foreign_keys(connection, location or str(engine.url))
+        finally:
+            if sqlite:
+                connection.invalidate()
 
 
 def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None:
@@ -86,6 +212,13 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
         SchemaVersionError: The database has tables but is not a catalog.
     """
     head = head_revision()
+    db_file = sqlite_file(engine.url)
+    if db_file is not None:
+        # Refuse an old or newer SQLite file before the engine connects: its
+        # connection setup switches the journal mode, which rewrites the header.
+        revision = _sqlite_revision_read_only(db_file)
+        if revision is not None and revision != head:
+            _raise_for_revision(revision, head, location)
     with engine.begin() as connection:
         _lock_schema(connection)
         revision = current_revision(connection)
@@ -105,6 +238,29 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
             _upgrade_on(connection)
             return
         _raise_for_revision(revision, head, location)
+
+
+def _sqlite_revision_read_only(db_file: Path) -> str | None:
+    """The revision a SQLite catalog file records, read without writing a byte.
+
+    Returns:
+        The revision, or None when there is none to read (no file yet, no
+        version table, not readable this way); the caller's full check in a
+        write transaction then decides.
+    """
+    if not db_file.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"{db_file.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return str(row[0]) if row else None
 
 
 def _raise_for_revision(revision: str, head: str, location: str) -> None:
@@ -169,7 +325,6 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
         _raise_for_revision(before, head, location)
     db_file = sqlite_file(engine.url)
     backup = backup_sqlite(db_file, before) if db_file and before is not None else None
-    with engine.begin() as connection:
-        _lock_schema(connection)
+    with migration_transaction(engine, location=location) as connection:
         _upgrade_on(connection)
     return before, head, backup
