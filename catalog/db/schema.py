@@ -15,14 +15,27 @@ Design notes:
   position and slot count, so that ports with no slots and the port order
   survive; ``port_counts`` has one row per slot) so that consistency checks
   and notebooks can work in SQL.
+* Every column holding a value of a fixed vocabulary (:mod:`catalog.enums`)
+  has a CHECK constraint listing it, so no program writing to the database
+  can store a value the records could not read back. The lists here are
+  built from the enums; the migrations spell them out, because a migration
+  must not change when an enum grows (a new migration changes the CHECK).
+* ``runs.resumed_from_workflow_snapshot_id`` and ``workflow_snapshots.run_id``
+  make a foreign-key cycle; the former is created with ``use_alter`` so
+  that ``create_all`` and ``drop_all`` can order the tables.
+* The overview views for notebooks are not models; their SQL is in
+  :mod:`catalog.db.views`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -36,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from catalog.enums import SnapshotStatus
+from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus, sql_in_list
 
 #: Alembic's version table, under a name of our own so that a catalog can live
 #: in a PostgreSQL database that other Alembic-managed applications use too.
@@ -63,10 +76,16 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """A CHECK that ``column`` holds a value of ``vocabulary``, named ``ck_<table>_<column>``."""
+    return CheckConstraint(f"{column} IN ({sql_in_list(vocabulary)})", name=column)
+
+
 class Run(Base):
     """One MUSCLE3 run (one run directory); a catalog holds a campaign of runs."""
 
     __tablename__ = "runs"
+    __table_args__ = (_one_of("source", Source), _one_of("status", RunStatus))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), index=True)
@@ -77,6 +96,14 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resumed_from_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    status: Mapped[str] = mapped_column(
+        String(16), default=RunStatus.UNKNOWN, server_default=RunStatus.UNKNOWN.value
+    )
+    #: The workflow snapshot this run resumed from, when known; kept (as NULL)
+    #: if that workflow snapshot is deleted, since the run itself still happened.
+    resumed_from_workflow_snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workflow_snapshots.id", ondelete="SET NULL", use_alter=True), index=True
+    )
 
 
 class SnapshotRow(Base):
@@ -87,6 +114,9 @@ class SnapshotRow(Base):
         UniqueConstraint("run_id", "submission_order"),
         Index("ix_snapshots_run_instance", "run_id", "instance", "submission_order"),
         Index("ix_snapshots_run_timestamp", "run_id", "timestamp"),
+        # snapshots(instance=...) across the runs of a campaign, without a run.
+        Index("ix_snapshots_instance", "instance", "run_id", "submission_order"),
+        _one_of("status", SnapshotStatus),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -97,7 +127,8 @@ class SnapshotRow(Base):
     path: Mapped[str] = mapped_column(Text, unique=True)
     snapshot_filename: Mapped[str] = mapped_column(Text)
     format_version: Mapped[int] = mapped_column(Integer)
-    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    # BigInteger: a .pack over 2 GiB overflows PostgreSQL's 32-bit INTEGER.
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     wallclock_time: Mapped[float | None] = mapped_column(Float)
     wallclock_time_nan: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -109,6 +140,13 @@ class SnapshotRow(Base):
     is_implicit: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(16), default=SnapshotStatus.PRESENT)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    #: When a status other than ``present`` was found; NULL while it is present.
+    status_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: For the copy of a snapshot that a resumed run made: the snapshot it copies.
+    #: NULL once the original row is deleted; the copy stands on its own.
+    copied_from_snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="SET NULL"), index=True
+    )
 
 
 class SnapshotTrigger(Base):
@@ -174,6 +212,10 @@ class WorkflowSnapshotRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "sequence"),
         Index("ix_workflow_snapshots_run_timestamp", "run_id", "timestamp"),
+        # The newest resume point of a whole campaign, whatever the run.
+        Index("ix_workflow_snapshots_timestamp", "timestamp"),
+        _one_of("source", Source),
+        _one_of("status", WorkflowStatus),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -187,6 +229,9 @@ class WorkflowSnapshotRow(Base):
     resume_file: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    status: Mapped[str] = mapped_column(
+        String(16), default=WorkflowStatus.RESUMABLE, server_default=WorkflowStatus.RESUMABLE.value
+    )
 
 
 class WorkflowSnapshotMember(Base):
