@@ -50,8 +50,9 @@ sys.path.insert(0, str(HERE))
 from resume_files import read_resume_mappings  # noqa: E402
 from streams import macro_micro_stream, macro_micro_ymmsl  # noqa: E402
 
-from catalog.catalog import NewSnapshot, open_catalog  # noqa: E402
+from catalog.catalog import open_catalog  # noqa: E402
 from catalog.enums import SnapshotStatus  # noqa: E402
+from catalog.records import NewSnapshot  # noqa: E402
 from catalog.registry import SnapshotRegistry  # noqa: E402
 from catalog.snapshot import SnapshotMetadata  # noqa: E402
 

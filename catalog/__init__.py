@@ -7,15 +7,25 @@ The public API, for simulation code, the manager and notebooks alike::
         df = cat.snapshots(instance="macro").to_dataframe()
         resume_point = cat.latest_workflow_snapshot(run="my_run")
 
-The data flow, one module per step: ``payload`` (the .pack bytes) ->
-``store`` (durable files) -> ``catalog`` (rows) -> ``manager`` (instance
-side) -> ``registry`` (manager side: ``topology``, ``consistency``,
-``workflow_search``, ``resume_file``) -> ``resume`` (picking resume points);
-``campaign`` imports existing run directories, ``cli`` is the command.
+The data flow, one module per step:
+
+* a payload file: ``payload`` (the .pack bytes) -> ``store`` (durable files);
+* a catalog record: ``catalog`` (the Catalog facade over ``db/``), written by
+  ``instance`` (the instance side's SnapshotManager), ``run_import`` (existing
+  run directories) and ``registry``;
+* the registry (manager side): ``topology`` -> ``consistency`` ->
+  ``workflow_search`` -> ``resume_file``; ``muscle3`` adapts it (and later the
+  instance side) to real MUSCLE3 releases;
+* a resume point: ``resume`` picks one, ``replay`` recomputes them, ``lineage``
+  says which run resumed from which.
+
+``run_dir`` knows MUSCLE3's run-directory layout and yMMSL, ``location``
+which catalog to use, ``records`` and ``enums`` the types all of them share;
+``cli`` is the ``muscle-catalog`` command.
 """
 
-from catalog.campaign import ImportReport, import_run_directories, import_run_directory
-from catalog.catalog import CATALOG_ENV, Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
+from catalog.catalog import Catalog, open_catalog
+from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import (
     CatalogError,
     CatalogTooNewError,
@@ -27,18 +37,21 @@ from catalog.errors import (
     SnapshotFileError,
     SnapshotWriteError,
 )
-from catalog.manager import SnapshotManager
+from catalog.instance import SnapshotManager
+from catalog.location import CATALOG_ENV
 from catalog.message import ClosePort, Grid, Message, Milestone
-from catalog.records import RecordList, RunRecord, SnapshotRecord, WorkflowSnapshotRecord
-from catalog.registry import SnapshotRegistry
-from catalog.resume import (
-    ReindexReport,
-    ResumeFile,
-    reindex_run,
-    resume_file_for,
-    select_workflow_snapshot,
-    workflows_containing,
+from catalog.records import (
+    NewSnapshot,
+    NewWorkflowSnapshot,
+    RecordList,
+    RunRecord,
+    SnapshotRecord,
+    WorkflowSnapshotRecord,
 )
+from catalog.registry import SnapshotRegistry
+from catalog.replay import ReindexReport, reindex_run, workflows_containing
+from catalog.resume import ResumeFile, resume_file_for, select_workflow_snapshot
+from catalog.run_import import ImportReport, import_run_directories, import_run_directory
 from catalog.snapshot import Snapshot, SnapshotMetadata
 from catalog.topology import TopologyError
 
@@ -62,6 +75,7 @@ __all__ = [
     "ResumeSelectionError",
     "RunDirectoryError",
     "RunRecord",
+    "RunStatus",
     "SchemaVersionError",
     "Snapshot",
     "SnapshotFileError",
@@ -69,9 +83,12 @@ __all__ = [
     "SnapshotMetadata",
     "SnapshotRecord",
     "SnapshotRegistry",
+    "SnapshotStatus",
     "SnapshotWriteError",
+    "Source",
     "TopologyError",
     "WorkflowSnapshotRecord",
+    "WorkflowStatus",
     "import_run_directories",
     "import_run_directory",
     "open_catalog",

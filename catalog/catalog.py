@@ -29,10 +29,17 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog.db.engine import READ_ONLY, create_catalog_engine, sqlite_file, to_url
-from catalog.db.floats import join_float, split_float
+from catalog.db.bulk import (
+    executemany,
+    ids_by_path,
+    insert_snapshots,
+    lock_run,
+    next_submission_order,
+    select_in_chunks,
+)
+from catalog.db.engine import READ_ONLY, create_catalog_engine
+from catalog.db.floats import join_float
 from catalog.db.schema import (
-    Base,
     PortCount,
     Run,
     SnapshotPort,
@@ -45,66 +52,19 @@ from catalog.db.schema import (
 from catalog.db.versioning import ensure_schema, upgrade_catalog
 from catalog.enums import SnapshotStatus, Source
 from catalog.errors import CatalogError
+from catalog.location import default_catalog_in, display_location, sqlite_file, to_url
 from catalog.naming import instance_sort_key
-from catalog.records import RecordList, RunRecord, SnapshotRecord, WorkflowSnapshotRecord
-from catalog.snapshot import Snapshot
-
-#: Environment variable naming the catalog (a path or a SQLAlchemy URL).
-CATALOG_ENV = "MUSCLE_SNAPSHOT_CATALOG"
-
-#: File name of the default catalog in a directory (the working, run or snapshot directory).
-DEFAULT_CATALOG_NAME = "snapshot_catalog.sqlite"
+from catalog.records import (
+    NewSnapshot,
+    NewWorkflowSnapshot,
+    RecordList,
+    RunRecord,
+    SnapshotRecord,
+    WorkflowSnapshotRecord,
+)
 
 #: Rows per transaction when recording in bulk (import, reindex).
 BULK_BATCH_SIZE = 2000
-
-#: Largest number of bound parameters we put in one ``IN (...)`` list.
-_IN_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class NewSnapshot:
-    """Everything needed to record one snapshot file.
-
-    Attributes:
-        instance: The instance that saved it.
-        path: Where the file is (absolute).
-        snapshot_filename: The name as submitted to the manager.
-        snapshot: Its decoded content (only metadata is recorded).
-        size_bytes: File size.
-        sha256: Hex digest of the file's bytes.
-        sequence: The number in the file name, if it follows MUSCLE3's naming.
-        status: ``present``, or ``missing`` when only the metadata reached us
-            (a submission whose file could not be read).
-    """
-
-    instance: str
-    path: Path
-    snapshot_filename: str
-    snapshot: Snapshot
-    size_bytes: int | None
-    sha256: str | None
-    sequence: int | None = None
-    status: SnapshotStatus = SnapshotStatus.PRESENT
-
-
-@dataclass(frozen=True)
-class NewWorkflowSnapshot:
-    """A workflow snapshot to record.
-
-    Attributes:
-        members: Instance -> snapshot id, or None where the instance restarts.
-        description: The description text of its resume file.
-        completed_by_snapshot_id: The snapshot whose submission completed it.
-        resume_file: The resume file written for it, if any.
-        source: Who found it.
-    """
-
-    members: dict[str, int | None]
-    description: str
-    completed_by_snapshot_id: int | None = None
-    resume_file: Path | None = None
-    source: Source = Source.REGISTRY
 
 
 @dataclass
@@ -112,14 +72,6 @@ class _Children:
     triggers: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     ports: dict[int, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(dict))
     settings: dict[int, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
-
-
-def display_location(url: URL) -> str:
-    """A catalog's name for messages: the file path, or the URL without its password."""
-    db_file = sqlite_file(url)
-    if db_file is not None:
-        return str(db_file)
-    return url.render_as_string(hide_password=True)
 
 
 class Catalog:
@@ -327,15 +279,15 @@ class Catalog:
         """
         stored = self.stored_path(new.path)
         with self.write_session() as session:
-            _lock_run(session, run_id)
+            lock_run(session, run_id)
             existing = session.scalar(select(SnapshotRow.id).where(SnapshotRow.path == stored))
             if existing is not None:
                 raise CatalogError(
                     f"{new.path} is already recorded in {self.location} (snapshot {existing}); "
                     "a snapshot file is never recorded twice."
                 )
-            order = _next_submission_order(session, run_id)
-            snapshot_id = _insert_snapshots(session, run_id, [(stored, order, new)])[0]
+            order = next_submission_order(session, run_id)
+            snapshot_id = insert_snapshots(session, run_id, [(stored, order, new)])[0]
         return self._records_where(SnapshotRow.id == snapshot_id)[0]
 
     def record_snapshots(
@@ -383,9 +335,9 @@ class Catalog:
         """
         stored = [self.stored_path(item.path) for item in batch]
         with self.write_session() as session:
-            _lock_run(session, run_id)
-            known = set(_ids_by_path(session, stored))
-            order = _next_submission_order(session, run_id)
+            lock_run(session, run_id)
+            known = set(ids_by_path(session, stored))
+            order = next_submission_order(session, run_id)
             rows = []
             for path, item in zip(stored, batch, strict=True):
                 if path in known:
@@ -393,7 +345,7 @@ class Catalog:
                 known.add(path)
                 rows.append((path, order, item))
                 order += 1
-            ids = _insert_snapshots(session, run_id, rows) if rows else []
+            ids = insert_snapshots(session, run_id, rows) if rows else []
         return {path: sid for (path, _order, _item), sid in zip(rows, ids, strict=True)}
 
     # -- queries -----------------------------------------------------------------------
@@ -443,18 +395,15 @@ class Catalog:
         """
         keys = (str(p) for p in paths) if already_stored else (self.stored_path(p) for p in paths)
         with self.read_session() as session:
-            return _ids_by_path(session, list(dict.fromkeys(keys)))
+            return ids_by_path(session, list(dict.fromkeys(keys)))
 
     def snapshot_paths(self, snapshot_ids: Iterable[int]) -> dict[int, Path]:
         """Where snapshot files are now (absolute), by id, without loading whole records."""
         ids = list(dict.fromkeys(snapshot_ids))
-        found: dict[int, Path] = {}
+        query = select(SnapshotRow.id, SnapshotRow.path)
         with self.read_session() as session:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                query = select(SnapshotRow.id, SnapshotRow.path).where(SnapshotRow.id.in_(chunk))
-                found.update({sid: self.resolve_path(path) for sid, path in session.execute(query)})
-        return found
+            rows = select_in_chunks(session, query, SnapshotRow.id, ids)
+            return {sid: self.resolve_path(path) for sid, path in rows}
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord:
         """One snapshot by id.
@@ -520,7 +469,7 @@ class Catalog:
         if not items:
             return []
         with self.write_session() as session:
-            _lock_run(session, run_id)
+            lock_run(session, run_id)
             last = session.scalar(
                 select(func.max(WorkflowSnapshotRow.sequence)).where(
                     WorkflowSnapshotRow.run_id == run_id
@@ -545,19 +494,13 @@ class Catalog:
                 session.add(row)
                 session.flush()
                 ids.append(row.id)
-                _executemany(
+                executemany(
                     session,
                     WorkflowSnapshotMember.__tablename__,
                     ("workflow_snapshot_id", "instance", "snapshot_id"),
                     [(row.id, inst, sid) for inst, sid in item.members.items()],
                 )
         return ids
-
-    def set_resume_file(self, workflow_snapshot_id: int, resume_file: Path) -> None:
-        """Record the resume file written for a workflow snapshot."""
-        with self.write_session() as session:
-            row = session.get_one(WorkflowSnapshotRow, workflow_snapshot_id)
-            row.resume_file = self.stored_path(resume_file)
 
     def delete_workflow_snapshots(self, run_id: int, source: Source | None = None) -> int:
         """Forget a run's workflow snapshots (before recomputing them); files stay.
@@ -574,7 +517,7 @@ class Catalog:
         if source is not None:
             conditions.append(WorkflowSnapshotRow.source == source)
         with self.write_session() as session:
-            _lock_run(session, run_id)
+            lock_run(session, run_id)
             rows = list(session.scalars(select(WorkflowSnapshotRow).where(*conditions)))
             for row in rows:
                 session.delete(row)
@@ -705,175 +648,17 @@ class Catalog:
 
 def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, float]:
     """Finite timestamps of the given snapshots (NaN and infinities left out)."""
-    found: dict[int, float] = {}
-    ids = sorted(snapshot_ids)
-    for start in range(0, len(ids), _IN_CHUNK):
-        for sid, ts in session.execute(
-            select(SnapshotRow.id, SnapshotRow.timestamp).where(
-                SnapshotRow.id.in_(ids[start : start + _IN_CHUNK])
-            )
-        ):
-            if ts is not None and abs(ts) != float("inf"):
-                found[sid] = float(ts)
-    return found
+    query = select(SnapshotRow.id, SnapshotRow.timestamp)
+    return {
+        sid: float(ts)
+        for sid, ts in select_in_chunks(session, query, SnapshotRow.id, sorted(snapshot_ids))
+        if ts is not None and abs(ts) != float("inf")
+    }
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
     """Times are stored in UTC; SQLite gives them back naive, so say so again."""
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
-
-
-def _lock_run(session: Session, run_id: int) -> None:
-    """Serialise writers of one run (PostgreSQL; SQLite already holds the write lock)."""
-    found = session.scalar(select(Run.id).where(Run.id == run_id).with_for_update())
-    if found is None:
-        raise CatalogError(f"No run with id {run_id} in the catalog")
-
-
-def _next_submission_order(session: Session, run_id: int) -> int:
-    last = session.scalar(
-        select(func.max(SnapshotRow.submission_order)).where(SnapshotRow.run_id == run_id)
-    )
-    return 1 if last is None else int(last) + 1
-
-
-def _ids_by_path(session: Session, paths: Sequence[str]) -> dict[str, int]:
-    """Stored path -> id of the recorded ones among ``paths``, a few hundred per query."""
-    found: dict[str, int] = {}
-    for start in range(0, len(paths), _IN_CHUNK):
-        chunk = paths[start : start + _IN_CHUNK]
-        query = select(SnapshotRow.path, SnapshotRow.id).where(SnapshotRow.path.in_(chunk))
-        found.update({path: sid for path, sid in session.execute(query)})
-    return found
-
-
-def _snapshot_row(run_id: int, stored: str, order: int, new: NewSnapshot) -> dict[str, Any]:
-    snapshot = new.snapshot
-    message = snapshot.message
-    timestamp, timestamp_nan = split_float(message.timestamp if message else float("nan"))
-    next_ts, next_ts_nan = split_float(message.next_timestamp if message else None)
-    wallclock, wallclock_nan = split_float(snapshot.wallclock_time)
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "run_id": run_id,
-        "instance": new.instance,
-        "sequence": new.sequence,
-        "submission_order": order,
-        "path": stored,
-        "snapshot_filename": new.snapshot_filename,
-        "format_version": snapshot.format_version,
-        "size_bytes": new.size_bytes,
-        "sha256": new.sha256,
-        "wallclock_time": wallclock,
-        "wallclock_time_nan": wallclock_nan,
-        "timestamp": timestamp,
-        "timestamp_nan": timestamp_nan,
-        "next_timestamp": next_ts,
-        "next_timestamp_nan": next_ts_nan,
-        "is_final_snapshot": bool(snapshot.is_final_snapshot),
-        "is_implicit": message is None,
-        "status": new.status,
-        "recorded_at": now,
-    }
-
-
-def _insert_snapshots(
-    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot]]
-) -> list[int]:
-    """Insert snapshot rows and their child rows; returns the new ids in order."""
-    params = [_snapshot_row(run_id, stored, order, new) for stored, order, new in rows]
-    # One executemany, then the ids by path (unique): an ordered RETURNING makes
-    # SQLite insert row by row, ten times slower for a batch of thousands.
-    names = list(params[0])
-    _executemany(
-        session, SnapshotRow.__tablename__, names, [tuple(p[c] for c in names) for p in params]
-    )
-    paths = [stored for stored, _order, _new in rows]
-    by_path = _ids_by_path(session, paths)
-    ids = [by_path[path] for path in paths]
-    triggers: list[tuple[Any, ...]] = []
-    ports: list[tuple[Any, ...]] = []
-    counts: list[tuple[Any, ...]] = []
-    settings: list[tuple[Any, ...]] = []
-    for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
-        snapshot = new.snapshot
-        triggers.extend((snapshot_id, i, t) for i, t in enumerate(snapshot.triggers))
-        for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items()):
-            ports.append((snapshot_id, port, position, len(slot_counts)))
-            counts.extend(
-                (snapshot_id, port, slot, int(count)) for slot, count in enumerate(slot_counts)
-            )
-        settings.extend(
-            (snapshot_id, i, str(k), _json(v)) for i, (k, v) in enumerate(_settings_items(snapshot))
-        )
-    for model, columns, values in (
-        (SnapshotTrigger, ("snapshot_id", "position", "trigger"), triggers),
-        (SnapshotPort, ("snapshot_id", "port", "position", "num_slots"), ports),
-        (PortCount, ("snapshot_id", "port", "slot", "count"), counts),
-        (SnapshotSetting, ("snapshot_id", "position", "name", "value_json"), settings),
-    ):
-        if values:
-            _executemany(session, str(model.__tablename__), columns, values)
-    return ids
-
-
-def _executemany(
-    session: Session, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert many rows with the driver's ``executemany``.
-
-    Bulk rows (port counts above all: one per slot) outnumber anything else;
-    SQLAlchemy's per-row parameter handling would cost more than the
-    database's work. Each column's type conversion (booleans and datetimes on
-    SQLite, say) is looked up once and applied here instead.
-    """
-    connection = session.connection()
-    dialect = connection.dialect
-    table_columns = Base.metadata.tables[table].c
-    converted = [
-        (index, processor)
-        for index, name in enumerate(columns)
-        if (processor := table_columns[name].type.bind_processor(dialect)) is not None
-    ]
-    if converted:
-        rows = [_converted(row, converted) for row in rows]
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    quote = dialect.identifier_preparer.quote
-    statement = (
-        f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join([marker] * len(columns))})"
-    )
-    connection.exec_driver_sql(statement, list(rows))
-
-
-def _converted(
-    row: tuple[Any, ...], converted: Sequence[tuple[int, Callable[[Any], Any]]]
-) -> tuple[Any, ...]:
-    values = list(row)
-    for index, processor in converted:
-        values[index] = processor(values[index])
-    return tuple(values)
-
-
-def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:
-    overlay = snapshot.settings_overlay
-    if overlay is None:
-        return []
-    return [(str(k), v) for k, v in overlay.items()]
-
-
-def _json(value: Any) -> str:
-    if isinstance(value, tuple):
-        value = list(value)
-    return json.dumps(value, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value)
 
 
 def _load_children(session: Session, ids: Any) -> _Children:
@@ -906,16 +691,6 @@ def _load_children(session: Session, ids: Any) -> _Children:
     ):
         children.settings[sid][name] = json.loads(value)
     return children
-
-
-def default_catalog_in(directory: Path) -> str:
-    """The catalog when none is given: ``$MUSCLE_SNAPSHOT_CATALOG``, else one in ``directory``.
-
-    The instances' SnapshotManagers, the manager's SnapshotRegistry and the
-    command line all follow this rule, each with its own directory, so that
-    by default they meet in the same catalog.
-    """
-    return os.environ.get(CATALOG_ENV) or str(directory / DEFAULT_CATALOG_NAME)
 
 
 def open_catalog(

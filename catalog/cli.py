@@ -1,7 +1,7 @@
 """The ``muscle-catalog`` command: import runs, list snapshots, pick resume points, upgrade.
 
 Thin on purpose: each subcommand parses its options, calls the library
-(:mod:`catalog.catalog`, :mod:`catalog.campaign`, :mod:`catalog.store`) and
+(:mod:`catalog.catalog`, :mod:`catalog.run_import`, :mod:`catalog.resume`, ...) and
 prints the result, as a rich table for people or as JSON for scripts. All the
 behaviour worth testing lives in the library, where notebooks get it too.
 
@@ -28,26 +28,22 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from catalog.campaign import ImportReport, ProgressCallback, check_run_directory
-from catalog.campaign import import_run_directory as _import_run_directory
-from catalog.catalog import (
+from catalog.catalog import Catalog, open_catalog
+from catalog.errors import CatalogError
+from catalog.location import (
     CATALOG_ENV,
     DEFAULT_CATALOG_NAME,
-    Catalog,
     display_location,
-    open_catalog,
+    sqlite_file,
+    to_url,
 )
-from catalog.db.engine import sqlite_file, to_url
-from catalog.errors import CatalogError
 from catalog.message import ClosePort, Grid, Message, Milestone
 from catalog.records import RunRecord, SnapshotRecord, json_float
-from catalog.resume import (
-    reindex_run,
-    resume_file_for,
-    select_workflow_snapshot,
-    simulation_time,
-    workflows_containing,
-)
+from catalog.replay import reindex_run, workflows_containing
+from catalog.resume import resume_file_for, select_workflow_snapshot, simulation_time
+from catalog.run_dir import check_run_directory
+from catalog.run_import import ImportReport, ProgressCallback
+from catalog.run_import import import_run_directory as _import_run_directory
 from catalog.store import LoadedFile, load_pack
 
 #: Directories with at least this many ``.pack`` files get a progress bar.

@@ -1,7 +1,10 @@
-"""Typed records that catalog queries return, and their JSON and table forms.
+"""Typed records: what the catalog is given to record, and what its queries give back.
 
-Records are plain frozen dataclasses detached from the database session, so a
-notebook can keep them, compare them and turn a list of them into a pandas
+Write inputs (:class:`NewSnapshot`, :class:`NewWorkflowSnapshot`) say what to
+record; read results (:class:`RunRecord`, :class:`SnapshotRecord`,
+:class:`WorkflowSnapshotRecord`) are what queries return, with their JSON
+forms. All are plain frozen dataclasses detached from the database session, so
+a notebook can keep them, compare them and turn a list of them into a pandas
 DataFrame without holding a connection open.
 """
 
@@ -10,15 +13,65 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from catalog.enums import SnapshotStatus, Source
-from catalog.snapshot import SnapshotMetadata
+from catalog.snapshot import Snapshot, SnapshotMetadata
 
 T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- write inputs
+
+
+@dataclass(frozen=True)
+class NewSnapshot:
+    """Everything needed to record one snapshot file.
+
+    Attributes:
+        instance: The instance that saved it.
+        path: Where the file is (absolute).
+        snapshot_filename: The name as submitted to the manager.
+        snapshot: Its decoded content (only metadata is recorded).
+        size_bytes: File size.
+        sha256: Hex digest of the file's bytes.
+        sequence: The number in the file name, if it follows MUSCLE3's naming.
+        status: ``present``, or ``missing`` when only the metadata reached us
+            (a submission whose file could not be read).
+    """
+
+    instance: str
+    path: Path
+    snapshot_filename: str
+    snapshot: Snapshot
+    size_bytes: int | None
+    sha256: str | None
+    sequence: int | None = None
+    status: SnapshotStatus = SnapshotStatus.PRESENT
+
+
+@dataclass(frozen=True)
+class NewWorkflowSnapshot:
+    """A workflow snapshot to record.
+
+    Attributes:
+        members: Instance -> snapshot id, or None where the instance restarts.
+        description: The description text of its resume file.
+        completed_by_snapshot_id: The snapshot whose submission completed it.
+        resume_file: The resume file written for it, if any.
+        source: Who found it.
+    """
+
+    members: dict[str, int | None]
+    description: str
+    completed_by_snapshot_id: int | None = None
+    resume_file: Path | None = None
+    source: Source = Source.REGISTRY
+
+
+# --------------------------------------------------------------------------- read results
 
 
 @dataclass(frozen=True)
@@ -163,11 +216,6 @@ def _row(record: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
         return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
     raise TypeError(f"Not a record: {record!r}")
-
-
-def record_list(items: Iterable[T]) -> RecordList[T]:
-    """Wrap records in a :class:`RecordList`."""
-    return RecordList(items)
 
 
 @dataclass(frozen=True)

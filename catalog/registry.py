@@ -1,7 +1,9 @@
 """The manager side: SnapshotRegistry finds workflow snapshots as submissions arrive.
 
-Drop-in for MUSCLE3's ``SnapshotRegistry(configuration, snapshot_folder, ...)``
-with ``register_snapshot(instance, metadata)`` and ``shutdown()``. Each
+The interface is MUSCLE3's ``SnapshotRegistry(configuration, snapshot_folder)``
+with ``register_snapshot(instance, metadata)`` and ``shutdown()``; adapting to
+the exact arguments a MUSCLE3 release's manager passes is the job of
+:mod:`catalog.muscle3.manager`. Each
 submission is looked up in the catalog by its file (and recorded there if
 the instance did not record it itself), added to the search graph
 (:mod:`catalog.workflow_search`), and when it completes a workflow snapshot
@@ -32,17 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.catalog import (
-    Catalog,
-    NewSnapshot,
-    NewWorkflowSnapshot,
-    default_catalog_in,
-    open_catalog,
-)
+from catalog.catalog import Catalog, open_catalog
 from catalog.enums import SnapshotStatus, Source
 from catalog.errors import CatalogError, SnapshotFileError
+from catalog.location import default_catalog_in
 from catalog.naming import parse_pack_name, validate_instance
+from catalog.records import NewSnapshot, NewWorkflowSnapshot
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
+from catalog.run_dir import dump_ymmsl, run_dir_of_resume_folder
 from catalog.snapshot import SnapshotMetadata
 from catalog.store import load_pack
 from catalog.topology import Topology
@@ -135,7 +134,7 @@ class SnapshotRegistry:
         self,
         configuration: Any,
         snapshot_folder: Path,
-        catalog: Catalog | str | os.PathLike[str] | object | None = None,
+        catalog: Catalog | str | os.PathLike[str] | None = None,
         *,
         run_dir: Path | None = None,
         threaded: bool = True,
@@ -148,8 +147,7 @@ class SnapshotRegistry:
             configuration: The model's configuration as ``ymmsl.load`` returns it
                 (v0.1 or v0.2).
             snapshot_folder: Where resume files go (MUSCLE3: ``<run dir>/snapshots``).
-            catalog: A Catalog, or a path or URL to open (anything else, such as
-                the TopologyStore MUSCLE3's manager passes here, is ignored). Default:
+            catalog: A Catalog, or a path or URL to open. Default:
                 ``$MUSCLE_SNAPSHOT_CATALOG``, else ``<run dir>/snapshot_catalog.sqlite``
                 (the same place the instances' SnapshotManagers use).
             run_dir: The run directory; default: the snapshot folder's parent
@@ -163,21 +161,17 @@ class SnapshotRegistry:
         self._topology = Topology.from_configuration(configuration)
         self._graph = SnapshotGraph(self._topology)
         self._folder = Path(snapshot_folder)
-        self._run_dir = run_dir or (
-            self._folder.parent if self._folder.name == "snapshots" else self._folder
-        )
-        if catalog is not None and not isinstance(catalog, Catalog | str | os.PathLike):
-            # MUSCLE3's manager passes its TopologyStore third; the topology
-            # comes from the configuration here, so it is not needed.
-            catalog = None
+        self._run_dir = run_dir or run_dir_of_resume_folder(self._folder)
         self._owns_catalog = not isinstance(catalog, Catalog)
-        self.catalog = (
-            catalog
-            if isinstance(catalog, Catalog)
-            else open_catalog(_catalog_location(catalog, self._run_dir))
-        )
+        if isinstance(catalog, Catalog):
+            self.catalog = catalog
+        else:
+            location = os.fspath(catalog) if catalog is not None else None
+            self.catalog = open_catalog(location or default_catalog_in(self._run_dir))
         self.run = self.catalog.ensure_run(
-            self._run_dir, model_name=self._topology.model_name, configuration=_text(configuration)
+            self._run_dir,
+            model_name=self._topology.model_name,
+            configuration=dump_ymmsl(configuration),
         )
         self._write_files = write_resume_files
         self._clock = clock
@@ -369,17 +363,3 @@ def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
         submission.instance, path, filename, submission.metadata.to_snapshot(),
         None, None, sequence, status=SnapshotStatus.MISSING,
     )  # fmt: skip
-
-
-def _catalog_location(catalog: str | os.PathLike[str] | None, run_dir: Path) -> str:
-    return os.fspath(catalog) if catalog is not None else default_catalog_in(run_dir)
-
-
-def _text(configuration: Any) -> str | None:
-    try:
-        import ymmsl
-
-        text: str = ymmsl.dump(configuration)
-        return text
-    except Exception:  # the text is informative only
-        return None

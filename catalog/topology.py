@@ -27,6 +27,7 @@ from typing import Any
 from ymmsl import v0_2
 
 from catalog.errors import CatalogError
+from catalog.run_dir import NoModelError, root_model
 
 
 class TopologyError(CatalogError):
@@ -149,7 +150,10 @@ class Topology:
             TopologyError: It has no model, or its model refers to other models
                 (nested models must be flattened first, as the MUSCLE3 manager does).
         """
-        model = root_model(configuration)
+        try:
+            model = root_model(configuration)
+        except NoModelError as exc:
+            raise TopologyError(str(exc)) from exc
         components = model.components
         component_list = list(components.values()) if isinstance(components, dict) else components
         multiplicities = {str(c.name): [int(n) for n in c.multiplicity] for c in component_list}
@@ -266,34 +270,6 @@ class Topology:
             else:
                 pairs.append(PortPair(own_port, peer_port, own_sends, SlotMapping.SAME))
         return tuple(pairs)
-
-
-def model_name(configuration: Any) -> str | None:
-    """The model's name, or None if the document has no (single root) model to name."""
-    try:
-        return str(root_model(configuration).name)
-    except TopologyError:
-        return None
-
-
-def root_model(configuration: Any) -> Any:
-    """The model of a configuration: ``root_model()`` (yMMSL v0.2) or ``model`` (v0.1).
-
-    Raises:
-        TopologyError: The document has no model (a settings or resume file, say).
-    """
-    if hasattr(configuration, "root_model"):
-        try:
-            return configuration.root_model()
-        except Exception as exc:  # ymmsl raises its own error types here
-            raise TopologyError(f"The configuration has no usable model: {exc}") from exc
-    model = getattr(configuration, "model", None)
-    if model is None or not hasattr(model, "components"):
-        raise TopologyError(
-            "The configuration has no model: give the yMMSL file with the model and its "
-            "conduits (the one passed to muscle_manager), not only settings or a resume file."
-        )
-    return model
 
 
 def _refuse_nested_models(configuration: Any, model: Any, components: list[Any]) -> None:

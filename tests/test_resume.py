@@ -13,12 +13,8 @@ import ymmsl
 from catalog.catalog import Catalog, open_catalog
 from catalog.consistency import snapshots_consistent
 from catalog.errors import ResumeSelectionError
-from catalog.resume import (
-    reindex_run,
-    resume_file_for,
-    select_workflow_snapshot,
-    workflows_containing,
-)
+from catalog.replay import reindex_run, workflows_containing
+from catalog.resume import resume_file_for, select_workflow_snapshot
 from catalog.topology import Topology
 from tests.registry_streams import FIXED_DATE, all_streams, replay_registry, run_dir_of
 

@@ -18,8 +18,8 @@ from catalog import (
     open_catalog,
 )
 from catalog.db import versioning
-from catalog.db.engine import to_url
 from catalog.db.schema import VERSION_TABLE, Base
+from catalog.location import to_url
 
 
 def _stamp(url: str, revision: str) -> None:

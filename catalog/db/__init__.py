@@ -1,1 +1,1 @@
-"""Database layer: schema models, engines per backend, schema revision checks."""
+"""Database layer: schema models and views, engines per backend, bulk SQL, schema revisions."""

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
+
+from catalog.location import sqlite_file
 
 #: Seconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -62,33 +64,6 @@ _NETWORK_FS_TYPES = frozenset(
         "wekafs",
     }
 )
-
-
-def to_url(path_or_url: str | os.PathLike[str]) -> URL:
-    """Turn what a user gives (a file path or a SQLAlchemy URL) into a URL.
-
-    Args:
-        path_or_url: ``results/catalog.sqlite``, ``sqlite:///x.sqlite`` or
-            ``postgresql+psycopg://user@host/db``.
-
-    Returns:
-        A SQLAlchemy URL; plain paths become absolute ``sqlite:///`` URLs so
-        that the catalog does not depend on the working directory.
-    """
-    text = os.fspath(path_or_url)
-    if "://" in text:
-        return make_url(text)
-    return URL.create("sqlite", database=str(Path(text).expanduser().absolute()))
-
-
-def sqlite_file(url: URL) -> Path | None:
-    """The database file of a SQLite URL, or None for other backends and in-memory DBs."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
 
 
 def is_network_filesystem(path: Path) -> bool:
@@ -136,7 +111,7 @@ def create_catalog_engine(url: URL, *, network_filesystem: bool | None = None) -
     """Create an engine for a catalog URL with the right per-backend settings.
 
     Args:
-        url: The catalog URL (see :func:`to_url`).
+        url: The catalog URL (see :func:`catalog.location.to_url`).
         network_filesystem: Force (True) or disable (False) the network
             filesystem journal mode for SQLite; None detects it.
 

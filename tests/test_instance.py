@@ -19,8 +19,10 @@ from catalog import (
     SnapshotMetadata,
     open_catalog,
 )
-from catalog.manager import SnapshotManager, default_catalog_location, run_dir_of
+from catalog.instance import SnapshotManager
+from catalog.location import catalog_for_snapshot_directory
 from catalog.payload import decode_snapshot
+from catalog.run_dir import run_dir_of
 
 from .conftest import FORMATS
 
@@ -218,18 +220,18 @@ def test_load_snapshot_from_file_reads_both_versions() -> None:
     assert v1.port_message_counts == v2.port_message_counts
 
 
-def test_default_catalog_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_for_snapshot_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MUSCLE_SNAPSHOT_CATALOG", raising=False)
     run_snapshots = tmp_path / "run" / "instances" / "micro[1]" / "snapshots"
     assert run_dir_of(run_snapshots) == tmp_path / "run"
-    assert default_catalog_location(run_snapshots) == str(
+    assert catalog_for_snapshot_directory(run_snapshots) == str(
         tmp_path / "run" / "snapshot_catalog.sqlite"
     )
-    assert default_catalog_location(tmp_path / "elsewhere") == str(
+    assert catalog_for_snapshot_directory(tmp_path / "elsewhere") == str(
         tmp_path / "elsewhere" / "snapshot_catalog.sqlite"
     )
     monkeypatch.setenv("MUSCLE_SNAPSHOT_CATALOG", "postgresql+psycopg://h/db")
-    assert default_catalog_location(run_snapshots) == "postgresql+psycopg://h/db"
+    assert catalog_for_snapshot_directory(run_snapshots) == "postgresql+psycopg://h/db"
 
 
 def test_saving_without_a_catalog_argument_records_in_the_run_directory(

@@ -1,4 +1,4 @@
-"""SnapshotManager: the instance side, saving snapshots durably and recording them.
+"""The instance side: SnapshotManager saves an instance's snapshots durably and records them.
 
 This keeps the interface of MUSCLE3's ``libmuscle.snapshot_manager`` (the
 seed), so an ``Instance`` can use it unchanged, and adds the catalog: every
@@ -7,13 +7,11 @@ save writes a MUSCLE3-compatible ``.pack`` file crash-safely
 submits to the manager the metadata built from the recorded row, so that what
 the manager is told is what was recorded.
 
-Where the catalog is, when none is given:
-
-1. the ``MUSCLE_SNAPSHOT_CATALOG`` environment variable (a path or a
-   SQLAlchemy URL), else
-2. ``<run dir>/snapshot_catalog.sqlite`` when the snapshot directory is
-   ``<run dir>/instances/<instance>/snapshots`` (MUSCLE3's layout), else
-3. ``snapshot_catalog.sqlite`` in the snapshot directory.
+Where the catalog is, when none is given, is decided by
+:func:`catalog.location.catalog_for_snapshot_directory`: the
+``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the run directory's
+``snapshot_catalog.sqlite`` (MUSCLE3's layout), else one in the snapshot
+directory.
 """
 
 from __future__ import annotations
@@ -24,48 +22,24 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-import ymmsl
 from sqlalchemy.exc import SQLAlchemyError
 from ymmsl import Operator, Settings
 
-from catalog.catalog import Catalog, NewSnapshot, default_catalog_in, open_catalog
+from catalog.catalog import Catalog, open_catalog
 from catalog.errors import CatalogError
+from catalog.location import catalog_for_snapshot_directory
 from catalog.message import Message
-from catalog.naming import CONFIGURATION_FILE, validate_instance
+from catalog.naming import validate_instance
 from catalog.payload import decode_snapshot, encode_snapshot
-from catalog.records import RunRecord
+from catalog.records import NewSnapshot, RunRecord
+from catalog.run_dir import model_name_of_text, read_configuration_text, run_dir_of
 from catalog.snapshot import Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
-from catalog.topology import model_name
 
 _logger = logging.getLogger(__name__)
 
 #: MUSCLE3's name for the port that receives settings from the manager.
 SETTINGS_IN_PORT = "muscle_settings_in"
-
-
-def run_dir_of(snapshot_directory: Path) -> Path | None:
-    """The run directory of a MUSCLE3 snapshot directory, if it has MUSCLE3's layout.
-
-    Args:
-        snapshot_directory: ``<run dir>/instances/<instance>/snapshots`` or anything else.
-
-    Returns:
-        ``<run dir>``, or None if the directory does not follow that layout.
-    """
-    if snapshot_directory.name == "snapshots" and snapshot_directory.parent.parent.name == (
-        "instances"
-    ):
-        return snapshot_directory.parent.parent.parent
-    return None
-
-
-def default_catalog_location(snapshot_directory: Path) -> str:
-    """Where an instance saving into ``snapshot_directory`` records its snapshots.
-
-    See the module documentation for the rules.
-    """
-    return default_catalog_in(run_dir_of(snapshot_directory) or snapshot_directory)
 
 
 class SnapshotManager:
@@ -215,7 +189,7 @@ class SnapshotManager:
         if self._catalog is None:
             location = self._catalog_arg
             if location is None or isinstance(location, Catalog):
-                location = default_catalog_location(self._snapshot_directory)
+                location = catalog_for_snapshot_directory(self._snapshot_directory)
             self._catalog = open_catalog(location)
             self._owns_catalog = True
         return self._catalog
@@ -230,9 +204,9 @@ class SnapshotManager:
     def _run_record(self) -> RunRecord:
         if self._run is None:
             run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
-            configuration = _read_configuration(run_dir)
+            configuration = read_configuration_text(run_dir)
             self._run = self.catalog.ensure_run(
-                run_dir, configuration=configuration, model_name=_model_name(configuration)
+                run_dir, configuration=configuration, model_name=model_name_of_text(configuration)
             )
         return self._run
 
@@ -281,20 +255,3 @@ class SnapshotManager:
             )
             return SnapshotMetadata.from_snapshot(snapshot, str(stored.path))
         return record.to_metadata()
-
-
-def _read_configuration(run_dir: Path) -> str | None:
-    """The run's ``configuration.ymmsl`` text, which MUSCLE3's manager writes at start-up."""
-    try:
-        return (run_dir / CONFIGURATION_FILE).read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _model_name(configuration: str | None) -> str | None:
-    if configuration is None:
-        return None
-    try:
-        return model_name(ymmsl.load(configuration))
-    except Exception:  # a configuration we cannot parse just leaves the name unknown
-        return None

@@ -14,13 +14,9 @@ import pytest
 import ymmsl
 
 from catalog import Catalog, RunDirectoryError, SnapshotMetadata
-from catalog.campaign import (
-    ImportReport,
-    import_run_directories,
-    import_run_directory,
-    resolve_resume_path,
-)
 from catalog.enums import Source
+from catalog.run_dir import resolve_resume_path
+from catalog.run_import import ImportReport, import_run_directories, import_run_directory
 from catalog.store import load_pack
 
 from .conftest import RUNS

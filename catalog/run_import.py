@@ -1,0 +1,397 @@
+"""Importing MUSCLE3 run directories into a catalog: one row per ``.pack``, one per resume file.
+
+A run directory MUSCLE3 wrote (see :mod:`catalog.run_dir` for its layout)
+holds everything needed: the configuration, one ``.pack`` file per snapshot
+and one ``snapshot_*.ymmsl`` resume file per workflow snapshot the manager
+found. Importing records them, so that a campaign run before the catalog
+existed, or on a machine without it, can be queried like one recorded live;
+then :mod:`catalog.lineage` links resumed runs to the runs they came from.
+
+Two things make this harder than reading files:
+
+* MUSCLE3 writes absolute paths into the resume files. A run directory copied
+  off a cluster still says ``/scratch/.../runs/<name>/instances/...``. Such a
+  path is re-rooted at the ``instances/`` component under the directory being
+  imported, and the report says how many were.
+* The order in which the manager received the snapshots is not stored
+  anywhere. We reconstruct it from file modification times (the "recorded
+  order"), which can differ from the live order when instances saved at the
+  same moment; the report says so.
+
+Importing is idempotent: files and resume files already recorded are skipped,
+so importing a directory again (say, after the run went on) only adds what is
+new. A broken ``.pack`` file never aborts an import: it is left out and named
+in the report's warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from catalog.catalog import Catalog
+from catalog.enums import Source
+from catalog.errors import SnapshotFileError
+from catalog.lineage import link_lineage
+from catalog.message import Message
+from catalog.naming import instance_sort_key
+from catalog.records import NewSnapshot, NewWorkflowSnapshot, RunRecord
+from catalog.run_dir import (
+    CONFIGURATION_FILE,
+    PackFile,
+    YmmslDocument,
+    check_run_directory,
+    one_line,
+    original_run_dir,
+    parse_ymmsl,
+    resolve_resume_path,
+    resume_files,
+    scan_pack_files,
+    table_instances,
+)
+from catalog.snapshot import Snapshot
+from catalog.store import load_pack
+
+#: Called with (files handled so far, total files) while ``.pack`` files are read.
+ProgressCallback = Callable[[int, int], None]
+
+ORDER_NOTE = (
+    "Snapshot order was reconstructed from file modification times (ties broken by instance, "
+    "then file number): MUSCLE3 does not store the order in which its manager received them, "
+    "so it can differ from the live order where instances saved at the same moment."
+)
+
+
+@dataclass
+class ImportReport:
+    """What importing one run directory did.
+
+    Attributes:
+        run: The run's record (refreshed after the import).
+        run_dir: The directory imported, absolute.
+        snapshots_added: ``.pack`` files newly recorded.
+        snapshots_already_known: ``.pack`` files that were recorded before.
+        workflow_snapshots_added: Resume files newly recorded as workflow snapshots.
+        workflow_snapshots_already_known: Resume files recorded before.
+        relocated_paths: Resume paths that did not exist and were resolved
+            against the run directory.
+        original_run_dir: Where the resume files say the run used to live,
+            if any path had to be relocated.
+        resumed_from: The run this run was resumed from, if it is in the catalog.
+        newly_linked: Runs (this one or others imported before their origin)
+            whose lineage this import made known.
+        warnings: Problems: files left out and why.
+        notes: Things worth knowing that are not problems.
+    """
+
+    run: RunRecord
+    run_dir: Path
+    snapshots_added: int = 0
+    snapshots_already_known: int = 0
+    workflow_snapshots_added: int = 0
+    workflow_snapshots_already_known: int = 0
+    relocated_paths: int = 0
+    original_run_dir: PurePath | None = None
+    resumed_from: RunRecord | None = None
+    newly_linked: list[RunRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> int:
+        """The run's catalog id."""
+        return self.run.id
+
+    @property
+    def run_name(self) -> str:
+        """The run's name in the catalog (the directory name, or a disambiguated one)."""
+        return self.run.name
+
+
+def import_run_directory(
+    catalog: Catalog, run_dir: Path | str, *, progress: ProgressCallback | None = None
+) -> ImportReport:
+    """Record a MUSCLE3 run directory in a catalog: its snapshots, workflow snapshots and lineage.
+
+    Args:
+        catalog: The catalog to record into.
+        run_dir: The run directory (the one given to ``muscle_manager --run-dir``).
+        progress: Called with (files read, total files) while ``.pack`` files
+            are read, so that a caller can show progress on large directories.
+
+    Returns:
+        What was recorded, what was already known, and any warnings.
+
+    Raises:
+        RunDirectoryError: ``run_dir`` is not a MUSCLE3 run directory.
+    """
+    directory = check_run_directory(run_dir)
+    warnings: list[str] = []
+    configuration_text, document = _read_configuration(directory, warnings)
+    run = catalog.ensure_run(
+        directory,
+        name=_run_name(catalog, directory),
+        model_name=document.model_name if document else None,
+        configuration=configuration_text,
+        source=Source.IMPORT,
+    )
+    report = ImportReport(run=run, run_dir=directory, warnings=warnings)
+    instances = _import_snapshots(catalog, report, progress)
+    _import_workflow_snapshots(catalog, report, instances)
+    report.newly_linked = link_lineage(catalog)
+    report.run = catalog.run(run.id)
+    if report.run.resumed_from_run_id is not None:
+        report.resumed_from = catalog.run(report.run.resumed_from_run_id)
+    elif document is not None and document.resume:
+        report.notes.append(
+            "This run was resumed from snapshots that are not in the catalog (yet): "
+            f"{_first(document.resume.values())}. Import that run and the lineage is linked."
+        )
+    return report
+
+
+def import_run_directories(
+    catalog: Catalog,
+    dirs: Iterable[Path | str],
+    progress: ProgressCallback | None = None,
+) -> list[ImportReport]:
+    """Import several run directories, checking them all before importing any.
+
+    Checking first means that a typo in the last directory does not leave a
+    half-done campaign import behind.
+
+    Args:
+        catalog: The catalog to record into.
+        dirs: The run directories, imported in this order.
+        progress: Passed to :func:`import_run_directory` for each directory.
+
+    Returns:
+        One report per directory, in order.
+
+    Raises:
+        RunDirectoryError: One of the directories is not a run directory;
+            nothing was imported then.
+    """
+    checked = [check_run_directory(d) for d in dirs]
+    return [import_run_directory(catalog, d, progress=progress) for d in checked]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _run_name(catalog: Catalog, directory: Path) -> str:
+    """The directory's name, or ``name-2``, ``name-3``, ... if another run has taken it.
+
+    Run names are how users pick runs on the command line, so two runs of one
+    campaign (say ``v0.7/mm_scalar`` and ``v0.11/mm_scalar``) must not share
+    one. Names and ids share that option (``--run 2``), so a directory named
+    only by digits becomes ``run-2``: as ``2`` it would clash with run id 2.
+    """
+    runs = catalog.runs()
+    for run in runs:
+        if _same_path(run.run_dir, directory):
+            return run.name
+    taken = {run.name for run in runs}
+    base = f"run-{directory.name}" if directory.name.isdigit() else directory.name
+    name = base
+    for counter in itertools.count(2):
+        if name not in taken:
+            break
+        name = f"{base}-{counter}"
+    return name
+
+
+def _read_configuration(
+    directory: Path, warnings: list[str]
+) -> tuple[str | None, YmmslDocument | None]:
+    """The text of ``configuration.ymmsl`` and what it says, warning if it cannot be read."""
+    path = directory / CONFIGURATION_FILE
+    if not path.is_file():
+        warnings.append(f"{path} is missing: the run is imported without its configuration.")
+        return None, None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        warnings.append(f"Could not read {path}: {exc}. The run is imported without it.")
+        return None, None
+    try:
+        return text, parse_ymmsl(text)
+    except ValueError as exc:
+        warnings.append(
+            f"{path} is not valid yMMSL ({exc}); its text is stored but the model name and "
+            "resume section are unknown."
+        )
+        return text, None
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _import_snapshots(
+    catalog: Catalog, report: ImportReport, progress: ProgressCallback | None
+) -> list[str]:
+    """Record the run's ``.pack`` files in recorded order; returns the instances found."""
+    instances, files = scan_pack_files(report.run_dir, report.warnings)
+    ordered = _recorded_order(files)
+    known = catalog.snapshot_ids([f.path for f in ordered])
+    todo = [f for f in ordered if catalog.stored_path(f.path) not in known]
+    report.snapshots_already_known = len(ordered) - len(todo)
+    counter = _Progress(progress, total=len(ordered), done=len(ordered) - len(todo))
+    items = _loaded_snapshots(todo, report.warnings, counter)
+    report.snapshots_added = catalog.record_snapshots(report.run.id, items)
+    # Files recorded meanwhile (or under another run) are skipped by the catalog too.
+    report.snapshots_already_known += counter.loaded - report.snapshots_added
+    if report.snapshots_added:
+        report.notes.append(ORDER_NOTE)
+    return instances
+
+
+class _Progress:
+    """Counts files handled (and loaded) and reports them to the caller's callback."""
+
+    def __init__(self, callback: ProgressCallback | None, *, total: int, done: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = done
+        self.loaded = 0
+        self.step(0)
+
+    def step(self, count: int = 1) -> None:
+        """Count ``count`` more files handled and tell the callback."""
+        self.done += count
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+def _recorded_order(files: Sequence[PackFile]) -> list[PackFile]:
+    """The order to record files in: by modification time, ties by instance, then number.
+
+    Within one instance the file number always decides, because MUSCLE3's
+    counter only goes up while modification times can be scrambled by a
+    copy; the instances' sequences are then merged by modification time.
+    """
+    per_instance: dict[str, list[PackFile]] = {}
+    for item in files:
+        per_instance.setdefault(item.instance, []).append(item)
+    sequences = [sorted(items, key=lambda f: f.number) for items in per_instance.values()]
+
+    def key(item: PackFile) -> tuple[int, tuple[tuple[int, int | str], ...], int]:
+        return item.mtime_ns, instance_sort_key(item.instance), item.number
+
+    return list(heapq.merge(*sequences, key=key))
+
+
+def _loaded_snapshots(
+    files: Sequence[PackFile],
+    warnings: list[str],
+    progress: _Progress,
+) -> Iterator[NewSnapshot]:
+    """Read each file lazily (the catalog records them in batches), skipping broken ones."""
+    for item in files:
+        try:
+            found = load_pack(item.path)
+        except SnapshotFileError as exc:
+            warnings.append(f"Skipped {item.path}: {exc}. Nothing was recorded for it.")
+        else:
+            new = NewSnapshot(
+                instance=item.instance,
+                path=item.path,
+                snapshot_filename=str(item.path),
+                snapshot=_metadata_only(found.snapshot),
+                size_bytes=found.size_bytes,
+                sha256=found.sha256,
+                sequence=item.number,
+            )
+            progress.loaded += 1
+            yield new
+        progress.step()
+
+
+def _metadata_only(snapshot: Snapshot) -> Snapshot:
+    """The snapshot without its data, so a batch of thousands does not hold every array."""
+    message = snapshot.message
+    light = None if message is None else Message(message.timestamp, message.next_timestamp)
+    return dataclasses.replace(snapshot, message=light, communicator_state=None)
+
+
+# --------------------------------------------------------------------------- workflow snapshots
+
+
+def _import_workflow_snapshots(
+    catalog: Catalog, report: ImportReport, instances: Sequence[str]
+) -> None:
+    """Record each ``snapshots/snapshot_*.ymmsl`` of the run as a workflow snapshot, in order."""
+    known_files = {
+        _abspath(w.resume_file) for w in catalog.workflow_snapshots(report.run.id) if w.resume_file
+    }
+    new: list[NewWorkflowSnapshot] = []
+    for resume_file in resume_files(report.run_dir):
+        if _abspath(resume_file) in known_files:
+            report.workflow_snapshots_already_known += 1
+            continue
+        item = _workflow_snapshot(catalog, report, resume_file, instances)
+        if item is not None:
+            new.append(item)
+    report.workflow_snapshots_added = len(catalog.record_workflow_snapshots(report.run.id, new))
+
+
+def _workflow_snapshot(
+    catalog: Catalog,
+    report: ImportReport,
+    resume_file: Path,
+    instances: Sequence[str],
+) -> NewWorkflowSnapshot | None:
+    """The workflow snapshot a resume file describes, or None (with a warning) if unusable."""
+    try:
+        document = parse_ymmsl(resume_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        report.warnings.append(f"Skipped workflow snapshot {resume_file}: {one_line(exc)}.")
+        return None
+    members: dict[str, int | None] = dict.fromkeys(
+        [*instances, *table_instances(document.description), *document.resume]
+    )
+    resolved = {
+        instance: (written, *resolve_resume_path(written, report.run_dir))
+        for instance, written in document.resume.items()
+    }
+    ids = catalog.snapshot_ids([path for _written, path, _relocated in resolved.values()])
+    for instance, (written, path, relocated) in resolved.items():
+        snapshot_id = ids.get(catalog.stored_path(path))
+        if snapshot_id is None:
+            report.warnings.append(
+                f"Skipped workflow snapshot {resume_file}: {instance} resumes from {written}"
+                + (f" (looked for {path})" if relocated else "")
+                + ", which is not a recorded snapshot."
+            )
+            return None
+        if relocated:
+            report.relocated_paths += 1
+            report.original_run_dir = report.original_run_dir or original_run_dir(written)
+        members[instance] = snapshot_id
+    ordered = {name: members[name] for name in sorted(members, key=instance_sort_key)}
+    return NewWorkflowSnapshot(
+        members=ordered,
+        description=document.description,
+        resume_file=resume_file,
+        source=Source.IMPORT,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _abspath(path: Path | str) -> str:
+    return os.path.abspath(path)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return _abspath(a) == _abspath(b)
+
+
+def _first(values: Iterable[PurePath]) -> PurePath | None:
+    return next(iter(values), None)
