@@ -13,7 +13,14 @@ had received, slot by slot:
 
 Missing ports count as no messages (``[]``), missing slots as 0; the
 ``muscle_settings_in`` port, timestamps, triggers and final flags play no
-part (``MUSCLE3_BEHAVIOUR.md`` section 6).
+part (MUSCLE3's rules; see ``docs/consistency.md``).
+
+The module has two layers. :func:`counts_consistent` and
+:func:`slot_lists_consistent` are the rule itself, used everywhere.
+:func:`pair_consistent` and :func:`snapshots_consistent` state the whole
+check readably and are the *reference*: nothing in the package calls them;
+the registry uses :func:`compile_checker`, a fast equivalent, and the tests
+hold the compiled checker to the reference on randomised counts.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ def slot_lists_consistent(
         counts_consistent(s, r, weak_allowed=weak_allowed)
         for s, r in zip_longest(sent, received, fillvalue=0)
     )
+
+
+# --------------------------------------------------------------------------- the reference
 
 
 def _slot(counts: Sequence[int], slot: int) -> int:
@@ -87,7 +97,11 @@ def snapshots_consistent(
     own_is_restart: bool = False,
     peer_is_restart: bool = False,
 ) -> bool:
-    """Whether two peer instances' snapshots are consistent on every conduit between them."""
+    """Whether two peer instances' snapshots are consistent on every conduit between them.
+
+    The reference statement of the check: only tests call it, to hold
+    :func:`compile_checker` (what the registry runs) to it.
+    """
     return all(
         pair_consistent(
             pair,
@@ -99,6 +113,8 @@ def snapshots_consistent(
         for pair in pairs
     )
 
+
+# --------------------------------------------------------------------------- what the registry runs
 
 PairChecker = Callable[[Counts, Counts, bool, bool], bool]
 
