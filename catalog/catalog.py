@@ -49,7 +49,7 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
-from catalog.db.versioning import ensure_schema, upgrade_catalog
+from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import SnapshotStatus, Source
 from catalog.errors import CatalogError
 from catalog.location import default_catalog_in, display_location, sqlite_file, to_url
@@ -635,15 +635,13 @@ class Catalog:
     ) -> tuple[str | None, str, Path | None]:
         """Upgrade a catalog to this release's schema (SQLite files are backed up first).
 
+        Kept here for the notebook API; :func:`catalog.db.versioning.upgrade_location`
+        does the work.
+
         Returns:
             ``(old revision, new revision, backup file or None)``.
         """
-        url = to_url(path_or_url)
-        engine = create_catalog_engine(url)
-        try:
-            return upgrade_catalog(engine, location=display_location(url))
-        finally:
-            engine.dispose()
+        return upgrade_location(path_or_url)
 
 
 def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, float]:

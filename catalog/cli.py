@@ -29,6 +29,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.catalog import Catalog, open_catalog
+from catalog.db.versioning import upgrade_location
 from catalog.errors import CatalogError
 from catalog.location import (
     CATALOG_ENV,
@@ -568,7 +569,7 @@ def reindex_command(ctx: click.Context, run: str | None) -> None:
 def upgrade_command(ctx: click.Context) -> None:
     """Upgrade the catalog's schema to this release (SQLite files are backed up first)."""
     options = _options(ctx)
-    before, after, backup = Catalog.upgrade(options.location)
+    before, after, backup = upgrade_location(options.location)
     if before == after:
         click.echo(f"The catalog {options.display} is already at schema revision {after}.")
     elif before is None:

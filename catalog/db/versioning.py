@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from catalog.db.engine import create_catalog_engine
 from catalog.db.schema import VERSION_TABLE
 from catalog.errors import (
     CatalogError,
@@ -42,7 +44,7 @@ from catalog.errors import (
     CatalogTooOldError,
     SchemaVersionError,
 )
-from catalog.location import sqlite_file
+from catalog.location import display_location, sqlite_file, to_url
 
 #: Arbitrary but fixed key for PostgreSQL's advisory lock around schema work.
 _PG_SCHEMA_LOCK_KEY = 0x4D5553434C45  # "MUSCLE"
@@ -328,3 +330,26 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
     with migration_transaction(engine, location=location) as connection:
         _upgrade_on(connection)
     return before, head, backup
+
+
+def upgrade_location(path_or_url: str | os.PathLike[str]) -> tuple[str | None, str, Path | None]:
+    """Upgrade the catalog at a path or URL to the head revision (``muscle-catalog upgrade``).
+
+    An empty database is created at the head revision; a SQLite file at an
+    older revision is backed up first.
+
+    Args:
+        path_or_url: The catalog, as a SQLite path or a SQLAlchemy URL.
+
+    Returns:
+        ``(old revision, new revision, backup path or None)``.
+
+    Raises:
+        CatalogTooNewError: The catalog was written by a newer release.
+    """
+    url = to_url(path_or_url)
+    engine = create_catalog_engine(url)
+    try:
+        return upgrade_catalog(engine, location=display_location(url))
+    finally:
+        engine.dispose()
