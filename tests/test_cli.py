@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from catalog import cli as cli_module
 from catalog import open_catalog
 from catalog.cli import cli, describe_data
+from catalog.cli import runs as cli_runs
 from catalog.db.versioning import head_revision
 from catalog.message import Grid
 from catalog.store import load_pack
@@ -260,7 +260,7 @@ def test_querying_a_missing_catalog_does_not_create_it(tmp_path: Path) -> None:
 def test_large_imports_show_a_progress_bar_without_breaking_output(
     catalog_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_module, "PROGRESS_THRESHOLD", 1)
+    monkeypatch.setattr(cli_runs, "PROGRESS_THRESHOLD", 1)
     result = invoke(catalog_url, "import", str(STATELESS))
     assert result.exit_code == 0, result.output
     assert "snapshots: 12 added" in result.stdout

@@ -1,0 +1,20 @@
+"""The ``muscle-catalog`` command: import runs, list snapshots, pick resume points, upgrade.
+
+Thin on purpose: each subcommand parses its options, calls the library and
+prints the result, as a rich table for people or as JSON for scripts. All the
+behaviour worth testing lives in the library, where notebooks get it too.
+One module per group of commands:
+
+* :mod:`.group`: the ``muscle-catalog`` group, ``--catalog``, error reporting;
+* :mod:`.runs`: ``import``, ``runs``;
+* :mod:`.snapshots`: ``snapshots``, ``show``;
+* :mod:`.workflows`: ``workflows``, ``resume``, ``reindex``;
+* :mod:`.schema`: ``upgrade``;
+* :mod:`.output`: tables, JSON and progress bars.
+"""
+
+from catalog.cli import runs, schema, snapshots, workflows
+from catalog.cli.group import cli, main
+from catalog.cli.snapshots import describe_data
+
+__all__ = ["cli", "describe_data", "main", "runs", "schema", "snapshots", "workflows"]

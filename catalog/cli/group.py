@@ -1,0 +1,120 @@
+"""The ``muscle-catalog`` command group: its global options, error reporting and entry point.
+
+Every subcommand (one module per group of commands in this package) gets the
+catalog location through :func:`options` and opens the catalog with
+:meth:`Options.open`. Errors a user can cause (a wrong path, an unreachable
+or outdated catalog, a broken file) are printed as one ``Error: ...`` line on
+stderr with exit code 1, never as a traceback: they are the user's to fix,
+and the message says how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from catalog.catalog import Catalog, open_catalog
+from catalog.errors import CatalogError
+from catalog.location import (
+    CATALOG_ENV,
+    DEFAULT_CATALOG_NAME,
+    display_location,
+    sqlite_file,
+    to_url,
+)
+
+
+@dataclass
+class Options:
+    """The group's options, handed to every subcommand."""
+
+    location: str
+
+    @property
+    def display(self) -> str:
+        """The catalog's name for messages, without a password."""
+        return display_location(to_url(self.location))
+
+    def open(self, ctx: click.Context, *, create: bool) -> Catalog:
+        """Open the catalog for the rest of the command (closed when it ends).
+
+        Args:
+            ctx: The command's context, which closes the catalog afterwards.
+            create: Create the catalog if it does not exist (``import``);
+                query commands refuse instead, so a typo in ``--catalog``
+                does not leave an empty catalog behind.
+        """
+        db_file = sqlite_file(to_url(self.location))
+        if not create and db_file is not None and not db_file.exists():
+            raise CatalogError(
+                f"There is no catalog at {db_file}. Import a run first "
+                "(muscle-catalog import RUN_DIR) or choose the catalog with --catalog or "
+                f"{CATALOG_ENV}."
+            )
+        catalog = open_catalog(self.location, create=create)
+        ctx.call_on_close(catalog.close)
+        return catalog
+
+
+def get_options(ctx: click.Context) -> Options:
+    """The group's options (always set: subcommands run inside the group)."""
+    options = ctx.find_object(Options)
+    if options is None:  # pragma: no cover - a subcommand invoked without its group
+        raise click.UsageError("Run this command through muscle-catalog.")
+    return options
+
+
+class _CatalogGroup(click.Group):
+    """A click group that turns the errors users can cause into one ``Error:`` line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand, reporting catalog, database and file errors without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:
+            raise click.ClickException(one_line(str(exc))) from exc
+        except SQLAlchemyError as exc:
+            raise click.ClickException(_database_error(ctx, exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(one_line(str(exc))) from exc
+
+
+def _database_error(ctx: click.Context, exc: SQLAlchemyError) -> str:
+    """A database error as one line naming the catalog (psycopg's messages span lines)."""
+    cause = one_line(str(getattr(exc, "orig", None) or exc))
+    options = ctx.find_object(Options)
+    where = options.display if options is not None else "the catalog"
+    return (
+        f"Cannot use the catalog {where} ({cause}). Check the --catalog path or URL "
+        f"(or {CATALOG_ENV}) and that the database server is running."
+    )
+
+
+def one_line(text: str) -> str:
+    """Text (a message that may span lines) as one line."""
+    return " ".join(text.split())
+
+
+@click.group(cls=_CatalogGroup)
+@click.option(
+    "--catalog",
+    "location",
+    metavar="PATH_OR_URL",
+    envvar=CATALOG_ENV,
+    show_envvar=True,
+    default=DEFAULT_CATALOG_NAME,
+    show_default=True,
+    help="SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog.",
+)
+@click.pass_context
+def cli(ctx: click.Context, location: str) -> None:
+    """Catalog of MUSCLE3 checkpoint snapshots: import runs, query snapshots."""
+    ctx.obj = Options(location=location)
+
+
+def main() -> None:
+    """Entry point of the ``muscle-catalog`` console script."""
+    cli(prog_name="muscle-catalog")

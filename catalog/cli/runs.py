@@ -1,0 +1,133 @@
+"""Commands about runs: ``import`` run directories MUSCLE3 wrote, list the campaign's ``runs``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from catalog.cli.group import cli, get_options
+from catalog.cli.output import echo_json, listing_table, stdout
+from catalog.records import RunRecord
+from catalog.run_dir import check_run_directory
+from catalog.run_import import ImportReport, ProgressCallback
+from catalog.run_import import import_run_directory as _import_run_directory
+
+#: Directories with at least this many ``.pack`` files get a progress bar.
+PROGRESS_THRESHOLD = 200
+
+
+@cli.command("import")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def import_command(ctx: click.Context, run_dirs: tuple[Path, ...]) -> None:
+    """Record existing MUSCLE3 run directories (any version); re-importing adds nothing."""
+    checked = [check_run_directory(d) for d in run_dirs]
+    catalog = get_options(ctx).open(ctx, create=True)
+    for run_dir in checked:
+        with _progress_bar(run_dir) as progress:
+            report = _import_run_directory(catalog, run_dir, progress=progress)
+        _print_report(report)
+
+
+@contextmanager
+def _progress_bar(run_dir: Path) -> Iterator[ProgressCallback]:
+    """A progress callback that shows a bar on stderr once a directory turns out to be large."""
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task(f"Reading {run_dir.name}", total=total))
+        progress.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:  # stopping a bar never started would print an empty line
+            progress.stop()
+
+
+def _print_report(report: ImportReport) -> None:
+    click.echo(f"Imported {report.run_name} (run {report.run_id}) from {report.run_dir}")
+    click.echo(
+        f"  snapshots: {report.snapshots_added} added, "
+        f"{report.snapshots_already_known} already known"
+    )
+    click.echo(
+        f"  workflow snapshots: {report.workflow_snapshots_added} added, "
+        f"{report.workflow_snapshots_already_known} already known"
+    )
+    if report.relocated_paths:
+        click.echo(
+            f"  relocated: {report.relocated_paths} resume paths pointed to "
+            f"{report.original_run_dir} and were resolved against {report.run_dir}"
+        )
+    if report.resumed_from is not None:
+        click.echo(f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})")
+    for linked in report.newly_linked:
+        if linked.id != report.run_id:
+            click.echo(f"  linked: {linked.name} was resumed from this run")
+    for note in report.notes:
+        click.echo(f"  note: {note}")
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+@cli.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def runs_command(ctx: click.Context, as_json: bool) -> None:
+    """List the runs of the campaign."""
+    catalog = get_options(ctx).open(ctx, create=False)
+    runs = catalog.runs()
+    names = {run.id: run.name for run in runs}
+    if as_json:
+        echo_json([_run_json(run, names) for run in runs])
+        return
+    table = listing_table(
+        f"Runs in {catalog.location}",
+        ("id", "name", "model", "snapshots", "source", "resumed from", "run directory"),
+    )
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            Text(run.name),
+            Text(run.model_name or ""),
+            str(run.num_snapshots),
+            run.source,
+            Text(names.get(run.resumed_from_run_id or -1, "")),
+            Text(str(run.run_dir)),
+        )
+    stdout().print(table)
+
+
+def _run_json(run: RunRecord, names: Mapping[int, str]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "run_dir": str(run.run_dir),
+        "model_name": run.model_name,
+        "source": run.source,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "resumed_from": names.get(run.resumed_from_run_id or -1),
+        "num_snapshots": run.num_snapshots,
+    }

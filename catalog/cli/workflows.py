@@ -1,0 +1,162 @@
+"""Commands about resume points: list ``workflows``, write a ``resume`` file, ``reindex`` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from catalog.cli.group import cli, get_options
+from catalog.cli.output import echo_json, listing_table, stdout
+from catalog.errors import CatalogError
+from catalog.records import SnapshotRecord
+from catalog.replay import reindex_run, workflows_containing
+from catalog.resume import resume_file_for, select_workflow_snapshot, simulation_time
+
+
+@cli.command("workflows")
+@click.option("--run", "run", metavar="RUN", help="Only this run (name or id).")
+@click.option(
+    "--containing",
+    metavar="SNAPSHOT_ID",
+    type=int,
+    help="Instead: list workflow snapshots that contain this snapshot, among all of its "
+    "run's snapshots (there can be very many; see --limit).",
+)
+@click.option("--limit", default=10, show_default=True, help="At most this many with --containing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def workflows_command(
+    ctx: click.Context, run: str | None, containing: int | None, limit: int, as_json: bool
+) -> None:
+    """List workflow snapshots (resume points), in the order they were found."""
+    catalog = get_options(ctx).open(ctx, create=False)
+    if containing is not None:
+        _print_alternatives(workflows_containing(catalog, containing, limit=limit), as_json)
+        return
+    records = catalog.workflow_snapshots(run=run)
+    if as_json:
+        echo_json([record.to_json() for record in records])
+        return
+    table = listing_table(
+        f"{len(records)} workflow snapshots in {catalog.location}",
+        ("id", "run", "#", "t", "resume", "restart", "completed by", "source", "file"),
+    )
+    for record in records:
+        restarts = sum(1 for member in record.members.values() if member is None)
+        table.add_row(
+            str(record.id),
+            Text(record.run),
+            str(record.sequence),
+            simulation_time(record),
+            str(len(record.resume)),
+            str(restarts),
+            Text(Path(record.completed_by).name if record.completed_by else ""),
+            record.source,
+            Text(record.resume_file.name if record.resume_file else ""),
+        )
+    stdout().print(table)
+
+
+def _print_alternatives(found: list[dict[str, SnapshotRecord | None]], as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            [{i: str(s.path) if s else None for i, s in workflow.items()} for workflow in found]
+        )
+        return
+    table = Table(title=f"{len(found)} workflow snapshots (newest first)")
+    table.add_column("#")
+    table.add_column("members (snapshot id, '-' restarts from scratch)", overflow="fold")
+    for number, workflow in enumerate(found, start=1):
+        members = ", ".join(f"{i}={s.id if s else '-'}" for i, s in workflow.items())
+        table.add_row(str(number), Text(members))
+    stdout().print(table)
+
+
+@cli.command("resume")
+@click.option("--latest", "choice", flag_value="latest", default=True, help="The newest (default).")
+@click.option(
+    "--before-time",
+    type=float,
+    metavar="T",
+    help="The newest whose simulation time is at or before T.",
+)
+@click.option("--id", "workflow_id", type=int, metavar="N", help="Workflow snapshot N.")
+@click.option("--run", "run", metavar="RUN", help="Only this run's workflow snapshots.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the resume file here (default: print it).",
+)
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Write the file even if snapshot files it names are missing here.",
+)
+@click.pass_context
+def resume_command(
+    ctx: click.Context,
+    choice: str,
+    before_time: float | None,
+    workflow_id: int | None,
+    run: str | None,
+    output: Path | None,
+    allow_missing: bool,
+) -> None:
+    """Write the resume yMMSL file of a workflow snapshot.
+
+    Append it to the muscle_manager command line to resume, e.g.
+    ``muscle_manager --start-all model.ymmsl resume.ymmsl``.
+    """
+    del choice  # --latest is what happens without --id or --before-time
+    catalog = get_options(ctx).open(ctx, create=False)
+    record = select_workflow_snapshot(
+        catalog, run=run, workflow_id=workflow_id, before_time=before_time
+    )
+    resume = resume_file_for(catalog, record)
+    if resume.missing and not allow_missing:
+        raise CatalogError(
+            f"Workflow snapshot {record.id} needs {len(resume.missing)} snapshot files that are "
+            f"not here: {', '.join(resume.missing[:3])}{' ...' if len(resume.missing) > 3 else ''}."
+            " Restore them (or pass --allow-missing)."
+        )
+    err = Console(stderr=True)
+    err.print(
+        f"Workflow snapshot {record.id} of run {record.run!r} (#{record.sequence}), simulation "
+        f"time {simulation_time(record)}: {len(resume.resume)} instances resume, "
+        f"{len(record.members) - len(resume.resume)} restart from scratch.",
+        highlight=False,
+    )
+    if output is None:
+        click.echo(resume.text, nl=False)
+        return
+    output.write_text(resume.text)
+    err.print(f"Wrote {output}; resume with: muscle_manager ... {output}", highlight=False)
+
+
+@cli.command("reindex")
+@click.option("--run", "run", metavar="RUN", help="Only this run (default: every run).")
+@click.pass_context
+def reindex_command(ctx: click.Context, run: str | None) -> None:
+    """Recompute workflow snapshots from the recorded snapshots, in recorded order.
+
+    Earlier reindex results are replaced; live and imported workflow
+    snapshots are kept (see their 'source' in 'muscle-catalog workflows').
+    """
+    catalog = get_options(ctx).open(ctx, create=False)
+    runs = [catalog.run(run)] if run is not None else list(catalog.runs())
+    notes: set[str] = set()
+    for record in runs:
+        report = reindex_run(catalog, record.id)
+        click.echo(
+            f"{report.run}: {report.workflow_snapshots} workflow snapshots from "
+            f"{report.snapshots} snapshots"
+            + (f" (replacing {report.replaced} from an earlier reindex)" if report.replaced else "")
+        )
+        notes.update(report.notes)
+    for note in sorted(notes):
+        click.echo(f"Note: {note}")
