@@ -39,6 +39,7 @@ from catalog.db.bulk import (
 )
 from catalog.db.engine import READ_ONLY, create_catalog_engine
 from catalog.db.floats import join_float
+from catalog.db.identity import members_key
 from catalog.db.schema import (
     PortCount,
     Run,
@@ -50,7 +51,7 @@ from catalog.db.schema import (
     WorkflowSnapshotRow,
 )
 from catalog.db.versioning import ensure_schema, upgrade_location
-from catalog.enums import SnapshotStatus, Source
+from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import CatalogError
 from catalog.location import default_catalog_in, display_location, sqlite_file, to_url
 from catalog.naming import instance_sort_key
@@ -157,6 +158,7 @@ class Catalog:
         model_name: str | None = None,
         configuration: str | None = None,
         source: Source = Source.LIVE,
+        status: RunStatus | None = None,
     ) -> RunRecord:
         """The run recorded for a run directory, recording it if it is new.
 
@@ -169,22 +171,31 @@ class Catalog:
             model_name: The model's name, if known.
             configuration: The yMMSL configuration text, if known.
             source: ``live`` or ``import``.
+            status: The status a new run gets (default: ``running`` for live
+                runs, ``unknown`` for imported ones); an existing run keeps its own.
 
         Returns:
             The run's record.
         """
         stored = self.stored_path(run_dir)
         fields = {"model_name": model_name, "configuration": configuration}
+        if status is None:
+            status = RunStatus.RUNNING if source == Source.LIVE else RunStatus.UNKNOWN
         try:
-            run_id = self._find_or_create_run(stored, name, source, fields)
+            run_id = self._find_or_create_run(stored, name, source, status, fields)
         except IntegrityError:
             # PostgreSQL: another process created the row between our SELECT and
             # INSERT (SQLite's BEGIN IMMEDIATE rules this out); now it is there.
-            run_id = self._find_or_create_run(stored, name, source, fields)
+            run_id = self._find_or_create_run(stored, name, source, status, fields)
         return self.run(run_id)
 
     def _find_or_create_run(
-        self, stored: str, name: str | None, source: Source, fields: dict[str, str | None]
+        self,
+        stored: str,
+        name: str | None,
+        source: Source,
+        status: RunStatus,
+        fields: dict[str, str | None],
     ) -> int:
         with self.write_session() as session:
             run = session.scalars(select(Run).where(Run.run_dir == stored)).one_or_none()
@@ -193,6 +204,7 @@ class Catalog:
                     name=name or PurePosixPath(stored).name or stored,
                     run_dir=stored,
                     source=source,
+                    status=status,
                     **fields,
                 )
                 session.add(run)
@@ -203,11 +215,17 @@ class Catalog:
                         setattr(run, key, value)
             return int(run.id)
 
-    def set_run_lineage(self, run_id: int, resumed_from_run_id: int | None) -> None:
-        """Record which run a run resumed from."""
+    def set_run_lineage(
+        self,
+        run_id: int,
+        resumed_from_run_id: int | None,
+        resumed_from_workflow_snapshot_id: int | None = None,
+    ) -> None:
+        """Record which run (and which of its workflow snapshots) a run resumed from."""
         with self.write_session() as session:
             run = session.get_one(Run, run_id)
             run.resumed_from_run_id = resumed_from_run_id
+            run.resumed_from_workflow_snapshot_id = resumed_from_workflow_snapshot_id
 
     def run(self, run: int | str) -> RunRecord:
         """One run, by id or by name (a name must be unambiguous).
@@ -237,9 +255,15 @@ class Catalog:
             .group_by(SnapshotRow.run_id)
             .subquery()
         )
+        workflow_counts = (
+            select(WorkflowSnapshotRow.run_id, func.count().label("n"))
+            .group_by(WorkflowSnapshotRow.run_id)
+            .subquery()
+        )
         query = (
-            select(Run, func.coalesce(counts.c.n, 0))
+            select(Run, func.coalesce(counts.c.n, 0), func.coalesce(workflow_counts.c.n, 0))
             .outerjoin(counts, counts.c.run_id == Run.id)
+            .outerjoin(workflow_counts, workflow_counts.c.run_id == Run.id)
             .order_by(Run.id)
         )
         with self.read_session() as session:
@@ -254,8 +278,11 @@ class Catalog:
                     finished_at=_utc(run.finished_at) if run.finished_at else None,
                     resumed_from_run_id=run.resumed_from_run_id,
                     num_snapshots=int(n),
+                    status=RunStatus(run.status),
+                    resumed_from_workflow_snapshot_id=run.resumed_from_workflow_snapshot_id,
+                    num_workflow_snapshots=int(n_workflows),
                 )
-                for run, n in session.execute(query)
+                for run, n, n_workflows in session.execute(query)
             )
 
     def run_configuration(self, run_id: int) -> str | None:
@@ -263,10 +290,23 @@ class Catalog:
         with self.read_session() as session:
             return session.get_one(Run, run_id).configuration
 
-    def mark_run_finished(self, run_id: int, when: dt.datetime | None = None) -> None:
-        """Record that a run has finished."""
+    def set_run_status(
+        self, run_id: int, status: RunStatus, when: dt.datetime | None = None
+    ) -> None:
+        """Record where a run is in its life; ``finished`` and ``failed`` also set ``finished_at``.
+
+        Args:
+            run_id: The run.
+            status: Its new status.
+            when: When it ended (default: now); ignored for other statuses.
+        """
         with self.write_session() as session:
-            session.get_one(Run, run_id).finished_at = when or dt.datetime.now(dt.UTC)
+            run = session.get_one(Run, run_id)
+            run.status = status
+            if status in (RunStatus.FINISHED, RunStatus.FAILED):
+                run.finished_at = when or dt.datetime.now(dt.UTC)
+            else:
+                run.finished_at = None
 
     # -- recording snapshots -----------------------------------------------------------
 
@@ -454,6 +494,8 @@ class Catalog:
             settings_overlay=children.settings.get(row.id, {}),
             status=SnapshotStatus(row.status),
             recorded_at=_utc(row.recorded_at),
+            copied_from_snapshot_id=row.copied_from_snapshot_id,
+            status_changed_at=_utc(row.status_changed_at) if row.status_changed_at else None,
         )
 
     # -- workflow snapshots -------------------------------------------------------------
@@ -463,13 +505,27 @@ class Catalog:
     ) -> list[int]:
         """Record workflow snapshots of a run in one transaction, in the order given.
 
+        A workflow snapshot is its run and its members: one the run already
+        has (found earlier by the registry, import, reindex or watch), or one
+        given twice, is skipped. The run's row lock makes the check and the
+        insert one step for concurrent writers, and a unique constraint on
+        the members' key backs it up in the database.
+
         Returns:
-            Their new ids.
+            The ids of those recorded now, in order (skipped ones left out).
         """
         if not items:
             return []
         with self.write_session() as session:
             lock_run(session, run_id)
+            known_keys = set(
+                session.scalars(
+                    select(WorkflowSnapshotRow.members_key).where(
+                        WorkflowSnapshotRow.run_id == run_id,
+                        WorkflowSnapshotRow.members_key.is_not(None),
+                    )
+                )
+            )
             last = session.scalar(
                 select(func.max(WorkflowSnapshotRow.sequence)).where(
                     WorkflowSnapshotRow.run_id == run_id
@@ -480,6 +536,10 @@ class Catalog:
             times = _finite_timestamps(session, member_ids)
             ids: list[int] = []
             for item in items:
+                key = members_key(item.members)
+                if key in known_keys:
+                    continue
+                known_keys.add(key)
                 sequence += 1
                 member_times = [times[m] for m in item.members.values() if m in times]
                 row = WorkflowSnapshotRow(
@@ -490,6 +550,7 @@ class Catalog:
                     description=item.description,
                     resume_file=self.stored_path(item.resume_file) if item.resume_file else None,
                     source=item.source,
+                    members_key=key,
                 )
                 session.add(row)
                 session.flush()
@@ -623,6 +684,7 @@ class Catalog:
                         resume_file=self.resolve_path(row.resume_file) if row.resume_file else None,
                         source=Source(row.source),
                         created_at=_utc(row.created_at),
+                        status=WorkflowStatus(row.status),
                     )
                 )
             return records

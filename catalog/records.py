@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from catalog.enums import SnapshotStatus, Source
+from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.snapshot import Snapshot, SnapshotMetadata
 
 T = TypeVar("T")
@@ -40,6 +40,8 @@ class NewSnapshot:
         sequence: The number in the file name, if it follows MUSCLE3's naming.
         status: ``present``, or ``missing`` when only the metadata reached us
             (a submission whose file could not be read).
+        copied_from_snapshot_id: For the copy a resumed instance makes of the
+            snapshot it resumed from: that snapshot's id.
     """
 
     instance: str
@@ -50,6 +52,7 @@ class NewSnapshot:
     sha256: str | None
     sequence: int | None = None
     status: SnapshotStatus = SnapshotStatus.PRESENT
+    copied_from_snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,15 @@ class RunRecord:
         run_dir: The run directory, absolute.
         model_name: The yMMSL model's name, if known.
         source: ``live`` (recorded while running) or ``import``.
-        created_at: When the run was first recorded.
-        finished_at: When it was marked finished, if it was.
+        created_at: When the run was first recorded (when it started, for runs
+            recorded live).
+        finished_at: When it ended, if that is known.
         resumed_from_run_id: The run whose snapshots this run resumed from.
         num_snapshots: How many snapshots the catalog holds for it.
+        status: ``running``, ``finished``, ``failed`` or ``unknown``.
+        resumed_from_workflow_snapshot_id: The workflow snapshot (of the run
+            it resumed from) this run started from, if known.
+        num_workflow_snapshots: How many workflow snapshots it has.
     """
 
     id: int
@@ -99,6 +107,9 @@ class RunRecord:
     finished_at: dt.datetime | None
     resumed_from_run_id: int | None
     num_snapshots: int
+    status: RunStatus = RunStatus.UNKNOWN
+    resumed_from_workflow_snapshot_id: int | None = None
+    num_workflow_snapshots: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,8 +136,10 @@ class SnapshotRecord:
         is_final_snapshot: Taken at the end of a reuse iteration.
         is_implicit: Has no message (a stateless instance's snapshot).
         settings_overlay: The settings overlay when it was taken.
-        status: ``present``, ``missing`` or ``deleted``.
+        status: ``present``, ``missing``, ``corrupt`` or ``deleted``.
         recorded_at: When the catalog recorded it.
+        copied_from_snapshot_id: The snapshot this one is the resumed copy of.
+        status_changed_at: When a status other than ``present`` was recorded.
     """
 
     id: int
@@ -150,6 +163,8 @@ class SnapshotRecord:
     settings_overlay: dict[str, Any]
     status: SnapshotStatus
     recorded_at: dt.datetime
+    copied_from_snapshot_id: int | None = None
+    status_changed_at: dt.datetime | None = None
 
     def to_metadata(self) -> SnapshotMetadata:
         """The metadata MUSCLE3's manager gets for this snapshot, built from the record."""
@@ -235,8 +250,10 @@ class WorkflowSnapshotRecord:
             so "at or before T" means every member is at or before T.
         description: The description MUSCLE3 writes into the resume file.
         resume_file: The ``snapshot_*.ymmsl`` written or imported for it.
-        source: ``registry``, ``import`` or ``reindex``.
+        source: ``registry``, ``import``, ``reindex`` or ``watch``.
         created_at: When it was recorded.
+        status: ``resumable``, or ``unresumable`` once a member was found
+            missing, corrupt or deleted.
     """
 
     id: int
@@ -251,6 +268,7 @@ class WorkflowSnapshotRecord:
     resume_file: Path | None
     source: Source
     created_at: dt.datetime
+    status: WorkflowStatus = WorkflowStatus.RESUMABLE
 
     @property
     def resume(self) -> dict[str, str]:

@@ -42,7 +42,9 @@ class ReindexReport:
     Attributes:
         run: The run's name.
         snapshots: Snapshots replayed.
-        workflow_snapshots: Workflow snapshots found and recorded.
+        workflow_snapshots: Workflow snapshots found.
+        already_recorded: Of those, how many the run already had (found by
+            the registry, import or watch), which are not recorded again.
         replaced: Earlier reindexed workflow snapshots removed.
         notes: Things the user should know about the result.
     """
@@ -50,6 +52,7 @@ class ReindexReport:
     run: str
     snapshots: int = 0
     workflow_snapshots: int = 0
+    already_recorded: int = 0
     replaced: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -95,8 +98,9 @@ def reindex_run(
         progress(len(snapshots) % 1000)
     report.snapshots = len(snapshots)
     report.replaced = catalog.delete_workflow_snapshots(record.id, source=Source.REINDEX)
-    catalog.record_workflow_snapshots(record.id, found)
+    recorded = catalog.record_workflow_snapshots(record.id, found)
     report.workflow_snapshots = len(found)
+    report.already_recorded = len(found) - len(recorded)
     return report
 
 

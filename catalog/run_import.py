@@ -338,6 +338,8 @@ def _import_workflow_snapshots(
         if item is not None:
             new.append(item)
     report.workflow_snapshots_added = len(catalog.record_workflow_snapshots(report.run.id, new))
+    # Resume files whose member set was already recorded (by the registry, say).
+    report.workflow_snapshots_already_known += len(new) - report.workflow_snapshots_added
 
 
 def _workflow_snapshot(

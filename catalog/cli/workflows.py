@@ -156,6 +156,11 @@ def reindex_command(ctx: click.Context, run: str | None) -> None:
             f"{report.run}: {report.workflow_snapshots} workflow snapshots from "
             f"{report.snapshots} snapshots"
             + (f" (replacing {report.replaced} from an earlier reindex)" if report.replaced else "")
+            + (
+                f"; {report.already_recorded} of them were already recorded"
+                if report.already_recorded
+                else ""
+            )
         )
         notes.update(report.notes)
     for note in sorted(notes):

@@ -202,6 +202,7 @@ def _snapshot_row(run_id: int, stored: str, order: int, new: NewSnapshot) -> dic
         "is_implicit": message is None,
         "status": str(new.status),
         "recorded_at": now,
+        "copied_from_snapshot_id": new.copied_from_snapshot_id,
     }
 
 

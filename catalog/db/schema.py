@@ -129,7 +129,8 @@ class SnapshotRow(Base):
     format_version: Mapped[int] = mapped_column(Integer)
     # BigInteger: a .pack over 2 GiB overflows PostgreSQL's 32-bit INTEGER.
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Indexed so that a copied or moved file is recognised by its content.
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     wallclock_time: Mapped[float | None] = mapped_column(Float)
     wallclock_time_nan: Mapped[bool] = mapped_column(Boolean, default=False)
     timestamp: Mapped[float | None] = mapped_column(Float)
@@ -211,6 +212,9 @@ class WorkflowSnapshotRow(Base):
     __tablename__ = "workflow_snapshots"
     __table_args__ = (
         UniqueConstraint("run_id", "sequence"),
+        # One workflow snapshot per run and set of members, whoever finds it
+        # (registry, import, reindex, watch); see catalog.db.identity.
+        UniqueConstraint("run_id", "members_key"),
         Index("ix_workflow_snapshots_run_timestamp", "run_id", "timestamp"),
         # The newest resume point of a whole campaign, whatever the run.
         Index("ix_workflow_snapshots_timestamp", "timestamp"),
@@ -232,6 +236,9 @@ class WorkflowSnapshotRow(Base):
     status: Mapped[str] = mapped_column(
         String(16), default=WorkflowStatus.RESUMABLE, server_default=WorkflowStatus.RESUMABLE.value
     )
+    #: Identity of the member set (:func:`catalog.db.identity.members_key`); NULL only
+    #: for duplicates that catalogs written before revision 0002 may hold.
+    members_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class WorkflowSnapshotMember(Base):

@@ -15,7 +15,14 @@
   indexed for "what came from this?" lookups, both set NULL when the origin
   is deleted.
 * ``ix_snapshots_instance`` and ``ix_workflow_snapshots_timestamp`` serve
-  queries across all runs of a campaign.
+  queries across all runs of a campaign; ``ix_snapshots_sha256`` finds a
+  copied or moved file by its content.
+* ``workflow_snapshots.members_key``: the identity of a workflow snapshot's
+  member set, unique per run, so that the registry, import, reindex and
+  watch can never record the same resume point twice. Existing rows get their
+  key here; where a catalog already holds duplicates, the oldest gets the key
+  and the others keep NULL (a migration deletes nothing; ``verify --fix``
+  removes them).
 
 The overview views read these tables. SQLite's batch mode rebuilds a table
 (create, copy, drop, rename), and SQLite refuses the rename while a view
@@ -32,6 +39,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -110,6 +119,7 @@ def upgrade() -> None:
         batch_op.create_check_constraint(
             batch_op.f("ck_snapshots_status"), sa.text(f"status IN ({_SNAPSHOT_STATUSES})")
         )
+        batch_op.create_index(batch_op.f("ix_snapshots_sha256"), ["sha256"], unique=False)
 
     with op.batch_alter_table("workflow_snapshots", schema=None) as batch_op:
         batch_op.add_column(
@@ -123,20 +133,62 @@ def upgrade() -> None:
             batch_op.f("ck_workflow_snapshots_status"),
             sa.text(f"status IN ({_WORKFLOW_STATUSES})"),
         )
+        batch_op.add_column(sa.Column("members_key", sa.String(length=64), nullable=True))
+    _fill_members_keys()
+    with op.batch_alter_table("workflow_snapshots", schema=None) as batch_op:
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_workflow_snapshots_run_id_members_key"), ["run_id", "members_key"]
+        )
 
     create_views(op, views_at("0002"))
+
+
+def _members_key(members: dict[str, int | None]) -> str:
+    """The key of a member set, as of this revision (the package's own copy may not change it)."""
+    lines = "\n".join(
+        f"{instance}={'-' if sid is None else sid}" for instance, sid in sorted(members.items())
+    )
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def _fill_members_keys() -> None:
+    """Key every existing workflow snapshot; of duplicates within a run, only the oldest."""
+    connection = op.get_bind()
+    members: dict[int, dict[str, int | None]] = defaultdict(dict)
+    for workflow_id, instance, snapshot_id in connection.execute(
+        sa.text("SELECT workflow_snapshot_id, instance, snapshot_id FROM workflow_snapshot_members")
+    ):
+        members[workflow_id][instance] = snapshot_id
+    taken: set[tuple[int, str]] = set()
+    updates = []
+    for workflow_id, run_id in connection.execute(
+        sa.text("SELECT id, run_id FROM workflow_snapshots ORDER BY id")
+    ):
+        key = _members_key(members[workflow_id])
+        if (run_id, key) not in taken:
+            taken.add((run_id, key))
+            updates.append({"key": key, "id": workflow_id})
+    if updates:
+        connection.execute(
+            sa.text("UPDATE workflow_snapshots SET members_key = :key WHERE id = :id"), updates
+        )
 
 
 def downgrade() -> None:
     drop_views(op, views_at("0002"))
 
     with op.batch_alter_table("workflow_snapshots", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("uq_workflow_snapshots_run_id_members_key"), type_="unique"
+        )
+        batch_op.drop_column("members_key")
         batch_op.drop_constraint(batch_op.f("ck_workflow_snapshots_status"), type_="check")
         batch_op.drop_constraint(batch_op.f("ck_workflow_snapshots_source"), type_="check")
         batch_op.drop_index("ix_workflow_snapshots_timestamp")
         batch_op.drop_column("status")
 
     with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_snapshots_sha256"))
         batch_op.drop_constraint(batch_op.f("ck_snapshots_status"), type_="check")
         batch_op.drop_index("ix_snapshots_instance")
         batch_op.drop_index(batch_op.f("ix_snapshots_copied_from_snapshot_id"))
