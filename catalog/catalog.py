@@ -420,6 +420,28 @@ class Catalog:
         found = self._records_where(SnapshotRow.path == self.stored_path(path))
         return found[0] if found else None
 
+    def snapshot_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, list[int]]:
+        """Ids of the present snapshots whose file has each content hash, oldest first.
+
+        A run directory copied or moved off a cluster keeps its files' bytes,
+        so the hash recognises a snapshot whatever its path now is.
+
+        Returns:
+            sha256 -> snapshot ids, for the digests that are recorded.
+        """
+        query = (
+            select(SnapshotRow.sha256, SnapshotRow.id)
+            .where(SnapshotRow.status == SnapshotStatus.PRESENT)
+            .order_by(SnapshotRow.id)
+        )
+        found: dict[str, list[int]] = {}
+        with self.read_session() as session:
+            for digest, sid in select_in_chunks(
+                session, query, SnapshotRow.sha256, list(dict.fromkeys(digests))
+            ):
+                found.setdefault(str(digest), []).append(sid)
+        return found
+
     def snapshot_ids(
         self, paths: Sequence[Path | str], *, already_stored: bool = False
     ) -> dict[str, int]:

@@ -10,6 +10,7 @@ with the relocation rules of :mod:`catalog.run_dir`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
@@ -22,6 +23,35 @@ from catalog.run_dir import (
     parse_ymmsl,
     split_at_instances,
 )
+
+
+def origin_snapshot_id(catalog: Catalog, path: Path, sha256: str | None = None) -> int | None:
+    """The recorded snapshot a resume file's path names, matched by path, else by content.
+
+    A resumed instance copies the snapshot it resumes from into its own run;
+    the copy records where it came from. The path given may be where the run
+    lives now or, for a run directory copied or moved meanwhile, a path the
+    catalog never saw: then the file's SHA-256 finds it.
+
+    Args:
+        catalog: The catalog.
+        path: The snapshot file as the resume section names it.
+        sha256: The file's hex digest, if the caller has read it (else it is
+            read here when the path does not match).
+
+    Returns:
+        The snapshot's id, or None if the catalog does not hold it.
+    """
+    by_path = catalog.snapshot_ids([path])
+    if by_path:
+        return next(iter(by_path.values()))
+    if sha256 is None:
+        try:
+            sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+    found = catalog.snapshot_ids_by_sha256([sha256]).get(sha256)
+    return found[0] if found else None
 
 
 def link_lineage(catalog: Catalog) -> list[RunRecord]:
