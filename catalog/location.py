@@ -1,15 +1,23 @@
 """Which catalog: the rules that turn "nothing given", a path or a URL into a database location.
 
-The instances' SnapshotManagers, the manager's SnapshotRegistry and the
-command line each follow the same rule, from their own directory, so that by
-default they meet in the same catalog:
+A catalog is one campaign, and the runs of a campaign usually live side by
+side under one directory. The instances' SnapshotManagers, the manager's
+SnapshotRegistry and the command line therefore follow one rule, each from
+its own directory (the run directory for instances and the registry, the
+working directory for the command line), so that by default they all meet in
+the same catalog:
 
 1. a catalog given explicitly (``--catalog``, an argument), else
 2. the ``MUSCLE_SNAPSHOT_CATALOG`` environment variable (a path or a
    SQLAlchemy URL), else
-3. ``snapshot_catalog.sqlite`` in the directory that side works in: the run
-   directory for instances and the registry, the working directory for the
-   command line.
+3. the nearest ``snapshot_catalog.sqlite`` in that directory or any directory
+   above it (as git finds its repository), else
+4. a new ``snapshot_catalog.sqlite`` in that directory, but only for those
+   that record (instances, the registry, ``import`` and ``init``); commands
+   that only read never create a catalog and say where they looked instead.
+
+``muscle-catalog init CAMPAIGN_DIR`` puts the catalog at the top of a
+campaign, so that every run below it finds it.
 
 A plain path means a SQLite file; anything with ``://`` is a SQLAlchemy URL
 (``postgresql+psycopg://user@host/campaign``).
@@ -18,6 +26,7 @@ A plain path means a SQLite file; anything with ``://`` is a SQLAlchemy URL
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -31,17 +40,94 @@ CATALOG_ENV = "MUSCLE_SNAPSHOT_CATALOG"
 DEFAULT_CATALOG_NAME = "snapshot_catalog.sqlite"
 
 
+@dataclass(frozen=True)
+class CatalogChoice:
+    """Which catalog the rules chose, and why.
+
+    Attributes:
+        location: The path or URL to open.
+        reason: How it was chosen, for messages: ``--catalog``,
+            ``$MUSCLE_SNAPSHOT_CATALOG``, ``found`` (an existing file in the
+            directory or above it) or ``new`` (none found; one would be created).
+        searched: The directories looked in, nearest first (when searched).
+    """
+
+    location: str
+    reason: str
+    searched: tuple[Path, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        """Whether the catalog is one given or one that exists (not a new file)."""
+        return self.reason != "new"
+
+    def not_found_message(self) -> str:
+        """What a command that only reads says when there is no catalog to read."""
+        start = self.searched[0] if self.searched else Path.cwd()
+        return (
+            f"No catalog found: there is no {DEFAULT_CATALOG_NAME} in {start} or any "
+            "directory above it. Create one with `muscle-catalog init` (or record runs "
+            "into one with `muscle-catalog import RUN_DIR`), or name one with --catalog "
+            f"or {CATALOG_ENV}."
+        )
+
+
+def find_catalog_above(directory: Path) -> tuple[Path | None, tuple[Path, ...]]:
+    """The nearest ``snapshot_catalog.sqlite`` in ``directory`` or a directory above it.
+
+    Returns:
+        The file (or None) and the directories looked in, nearest first.
+    """
+    searched: list[Path] = []
+    current = Path(os.path.abspath(directory))
+    while True:
+        searched.append(current)
+        candidate = current / DEFAULT_CATALOG_NAME
+        if candidate.is_file():
+            return candidate, tuple(searched)
+        if current.parent == current:
+            return None, tuple(searched)
+        current = current.parent
+
+
+def choose_catalog(explicit: str | os.PathLike[str] | None, directory: Path) -> CatalogChoice:
+    """Apply the rules of this module from ``directory``.
+
+    Args:
+        explicit: A catalog given by the user (``--catalog``, an argument), if any.
+        directory: Where the caller works (run directory, working directory).
+
+    Returns:
+        The choice; when nothing exists it is a new file in ``directory``
+        (``reason == "new"``), which only recording callers should create.
+    """
+    if explicit is not None and os.fspath(explicit):
+        return CatalogChoice(os.fspath(explicit), "--catalog")
+    from_env = os.environ.get(CATALOG_ENV)
+    if from_env:
+        return CatalogChoice(from_env, f"${CATALOG_ENV}")
+    found, searched = find_catalog_above(directory)
+    if found is not None:
+        return CatalogChoice(str(found), "found", searched)
+    new = Path(os.path.abspath(directory)) / DEFAULT_CATALOG_NAME
+    return CatalogChoice(str(new), "new", searched)
+
+
 def default_catalog_in(directory: Path) -> str:
-    """The catalog when none is given: ``$MUSCLE_SNAPSHOT_CATALOG``, else one in ``directory``."""
-    return os.environ.get(CATALOG_ENV) or str(directory / DEFAULT_CATALOG_NAME)
+    """The catalog a recording side uses from ``directory`` when none is given.
+
+    ``$MUSCLE_SNAPSHOT_CATALOG``, else the nearest ``snapshot_catalog.sqlite``
+    in ``directory`` or above it, else a new one in ``directory``.
+    """
+    return choose_catalog(None, directory).location
 
 
 def catalog_for_snapshot_directory(snapshot_directory: Path) -> str:
     """Where an instance saving into ``snapshot_directory`` records its snapshots by default.
 
-    The run directory's catalog when the directory has MUSCLE3's layout
-    (``<run dir>/instances/<instance>/snapshots``), else one in the snapshot
-    directory itself; ``$MUSCLE_SNAPSHOT_CATALOG`` overrides both.
+    The search starts in the run directory when the directory has MUSCLE3's
+    layout (``<run dir>/instances/<instance>/snapshots``), else in the
+    snapshot directory itself (see :func:`default_catalog_in`).
     """
     return default_catalog_in(run_dir_of(snapshot_directory) or snapshot_directory)
 

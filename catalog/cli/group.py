@@ -10,7 +10,9 @@ and the message says how.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +23,8 @@ from catalog.errors import CatalogError
 from catalog.location import (
     CATALOG_ENV,
     DEFAULT_CATALOG_NAME,
+    CatalogChoice,
+    choose_catalog,
     display_location,
     sqlite_file,
     to_url,
@@ -29,9 +33,25 @@ from catalog.location import (
 
 @dataclass
 class Options:
-    """The group's options, handed to every subcommand."""
+    """The group's options, handed to every subcommand.
 
-    location: str
+    Attributes:
+        explicit: The catalog named by ``--catalog`` or ``$MUSCLE_SNAPSHOT_CATALOG``,
+            if any; otherwise the nearest one above the working directory is used
+            (see :mod:`catalog.location`).
+    """
+
+    explicit: str | None
+
+    @functools.cached_property
+    def choice(self) -> CatalogChoice:
+        """The catalog the rules choose from the working directory."""
+        return choose_catalog(self.explicit, Path.cwd())
+
+    @property
+    def location(self) -> str:
+        """The path or URL of the chosen catalog."""
+        return self.choice.location
 
     @property
     def display(self) -> str:
@@ -46,17 +66,32 @@ class Options:
             create: Create the catalog if it does not exist (``import``);
                 query commands refuse instead, so a typo in ``--catalog``
                 does not leave an empty catalog behind.
+
+        Raises:
+            CatalogError: ``create`` is False and there is no catalog; the
+                message says where it looked and how to make one.
         """
-        db_file = sqlite_file(to_url(self.location))
-        if not create and db_file is not None and not db_file.exists():
-            raise CatalogError(
-                f"There is no catalog at {db_file}. Import a run first "
-                "(muscle-catalog import RUN_DIR) or choose the catalog with --catalog or "
-                f"{CATALOG_ENV}."
-            )
+        if not create:
+            self.require_existing()
         catalog = open_catalog(self.location, create=create)
         ctx.call_on_close(catalog.close)
         return catalog
+
+    def require_existing(self) -> None:
+        """Refuse (with where it looked, and the fix) when the chosen catalog does not exist.
+
+        Raises:
+            CatalogError: There is no catalog to use.
+        """
+        if not self.choice.found:
+            raise CatalogError(self.choice.not_found_message())
+        db_file = sqlite_file(to_url(self.location))
+        if db_file is not None and not db_file.exists():
+            raise CatalogError(
+                f"There is no catalog at {db_file}. Create it with `muscle-catalog init` or "
+                "record runs into it with `muscle-catalog import RUN_DIR`, or choose another "
+                f"with --catalog or {CATALOG_ENV}."
+            )
 
 
 def get_options(ctx: click.Context) -> Options:
@@ -105,14 +140,16 @@ def one_line(text: str) -> str:
     metavar="PATH_OR_URL",
     envvar=CATALOG_ENV,
     show_envvar=True,
-    default=DEFAULT_CATALOG_NAME,
-    show_default=True,
-    help="SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog.",
+    default=None,
+    help=(
+        "SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog. "
+        f"Default: the nearest {DEFAULT_CATALOG_NAME} in the current directory or above it."
+    ),
 )
 @click.pass_context
-def cli(ctx: click.Context, location: str) -> None:
+def cli(ctx: click.Context, location: str | None) -> None:
     """Catalog of MUSCLE3 checkpoint snapshots: import runs, query snapshots."""
-    ctx.obj = Options(location=location)
+    ctx.obj = Options(explicit=location)
 
 
 def main() -> None:
