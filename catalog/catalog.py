@@ -442,6 +442,15 @@ class Catalog:
                 found.setdefault(str(digest), []).append(sid)
         return found
 
+    def snapshot_runs(self, snapshot_ids: Iterable[int]) -> dict[int, int]:
+        """The run of each snapshot, by id, without loading whole records."""
+        query = select(SnapshotRow.id, SnapshotRow.run_id)
+        with self.read_session() as session:
+            rows = select_in_chunks(
+                session, query, SnapshotRow.id, list(dict.fromkeys(snapshot_ids))
+            )
+            return {sid: run_id for sid, run_id in rows}
+
     def snapshot_ids(
         self, paths: Sequence[Path | str], *, already_stored: bool = False
     ) -> dict[str, int]:
@@ -614,6 +623,15 @@ class Catalog:
         if run is not None:
             conditions.append(WorkflowSnapshotRow.run_id == self.run(run).id)
         return self._workflow_records_where(*conditions)
+
+    def workflow_snapshots_with_member(
+        self, snapshot_id: int
+    ) -> RecordList[WorkflowSnapshotRecord]:
+        """The recorded workflow snapshots that have this snapshot as a member."""
+        having = select(WorkflowSnapshotMember.workflow_snapshot_id).where(
+            WorkflowSnapshotMember.snapshot_id == snapshot_id
+        )
+        return self._workflow_records_where(WorkflowSnapshotRow.id.in_(having))
 
     def workflow_snapshot(self, workflow_snapshot_id: int) -> WorkflowSnapshotRecord:
         """One workflow snapshot by id.

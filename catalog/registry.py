@@ -31,12 +31,13 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from catalog.catalog import Catalog, open_catalog
-from catalog.enums import SnapshotStatus, Source
+from catalog.enums import RunStatus, SnapshotStatus, Source
 from catalog.errors import CatalogError, SnapshotFileError
+from catalog.lineage import link_resumed_run
 from catalog.location import default_catalog_in
 from catalog.naming import parse_pack_name, validate_instance
 from catalog.records import NewSnapshot, NewWorkflowSnapshot
@@ -165,14 +166,17 @@ class SnapshotRegistry:
         self._owns_catalog = not isinstance(catalog, Catalog)
         if isinstance(catalog, Catalog):
             self.catalog = catalog
+            self._location = catalog.url.render_as_string(hide_password=False)
         else:
             location = os.fspath(catalog) if catalog is not None else None
-            self.catalog = open_catalog(location or default_catalog_in(self._run_dir))
+            self._location = location or default_catalog_in(self._run_dir)
+            self.catalog = open_catalog(self._location)
         self.run = self.catalog.ensure_run(
             self._run_dir,
             model_name=self._topology.model_name,
             configuration=dump_ymmsl(configuration),
         )
+        self._link_lineage(configuration)
         self._write_files = write_resume_files
         self._clock = clock
         self.stats = RegistryStats()
@@ -182,6 +186,41 @@ class SnapshotRegistry:
         self._sync_lock = threading.Lock()
         if threaded:
             self.start()
+
+    def _link_lineage(self, configuration: Any) -> None:
+        """Record, as the run starts, which run and workflow snapshot its resume section names.
+
+        Lineage is information, not the run's business: a failure here is
+        logged and the run goes on (import or watch can link it later).
+        """
+        resume = getattr(configuration, "resume", None) or {}
+        if not resume or self.run.resumed_from_run_id is not None:
+            return
+        try:
+            linked = link_resumed_run(
+                self.catalog, self.run, {str(k): PurePath(str(v)) for k, v in resume.items()}
+            )
+        except Exception as exc:  # never let lineage stop a run
+            _logger.warning("Could not record which run %s resumed from: %s", self.run.name, exc)
+            return
+        if linked is not None:
+            self.run = linked
+
+    def record_outcome(self, success: bool) -> None:
+        """Record how the run ended (``finished`` or ``failed``), after or before shutdown.
+
+        Args:
+            success: What MUSCLE3's manager reported.
+        """
+        status = RunStatus.FINISHED if success else RunStatus.FAILED
+        try:
+            if self._closed and self._owns_catalog:
+                with open_catalog(self._location) as catalog:
+                    catalog.set_run_status(self.run.id, status)
+            else:
+                self.catalog.set_run_status(self.run.id, status)
+        except Exception as exc:  # the run has ended either way; say why it is not recorded
+            _logger.error("Could not record that run %s %s: %s", self.run.name, status, exc)
 
     # ------------------------------------------------------------------ MUSCLE3's interface
 

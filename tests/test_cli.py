@@ -135,7 +135,7 @@ def test_tables_list_runs_and_snapshots(catalog_url: str) -> None:
 
     runs = invoke(catalog_url, "runs")
     assert runs.exit_code == 0, runs.output
-    assert "mm_stateless_resume │ macro_micro │ 7" in runs.stdout
+    assert "mm_stateless_resume │ macro_micro │ unknown │ 7 " in runs.stdout
 
     table = invoke(catalog_url, "snapshots", "--run", "mm_stateless", "--instance", "micro")
     assert table.exit_code == 0, table.output
@@ -151,11 +151,23 @@ def test_runs_json(catalog_url: str) -> None:
     assert result.exit_code == 0, result.output
     runs = {r["name"]: r for r in strict_json(result.stdout)}
     assert set(runs) == {"mm_stateless", "mm_stateless_resume"}
-    assert runs["mm_stateless_resume"]["resumed_from"] == "mm_stateless"
-    assert runs["mm_stateless"]["resumed_from"] is None
+    assert set(runs["mm_stateless"]) == {
+        "id", "name", "run_dir", "model", "source", "status", "started_at", "finished_at",
+        "resumed_from_run", "resumed_from_workflow_snapshot", "num_snapshots",
+        "num_workflow_snapshots",
+    }  # fmt: skip
+    assert runs["mm_stateless_resume"]["resumed_from_run"] == "mm_stateless"
+    assert runs["mm_stateless"]["resumed_from_run"] is None
     assert runs["mm_stateless"]["num_snapshots"] == 12
+    assert runs["mm_stateless"]["num_workflow_snapshots"] == 6
     assert runs["mm_stateless"]["run_dir"] == str(STATELESS)
-    assert runs["mm_stateless"]["model_name"] == "macro_micro"
+    assert runs["mm_stateless"]["model"] == "macro_micro"
+    assert runs["mm_stateless"]["status"] == "unknown"
+    # the workflow snapshot it resumed from: the one whose members its resume section names
+    origin = runs["mm_stateless_resume"]["resumed_from_workflow_snapshot"]
+    workflows = strict_json(invoke(catalog_url, "workflows", "--json").stdout)
+    (chosen,) = [w for w in workflows if w["id"] == origin]
+    assert chosen["run"] == "mm_stateless"
 
 
 def test_show_by_id_reads_the_file(catalog_url: str) -> None:

@@ -111,6 +111,12 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
     with open_catalog(catalog_file) as catalog:
         run2 = catalog.run("run2")
         assert run2.num_snapshots > 0
+        # recorded live: how each run ended, and exactly where run2 started from
+        assert catalog.run("run1").status == "finished" and run2.status == "finished"
+        assert run2.finished_at is not None
+        chosen_id = int(chosen.stderr.split("Workflow snapshot ")[1].split()[0])
+        assert run2.resumed_from_run_id == run1.id
+        assert run2.resumed_from_workflow_snapshot_id == chosen_id
         # the resumed snapshots were stored again as run2's first snapshots (MUSCLE3 does this)
         first = {s.instance: s for s in reversed(catalog.snapshots(run=run2.id))}
         assert all(s.sequence == 1 for s in first.values())
@@ -123,3 +129,8 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
         assert ends[0].message is not None and ends[1].message is not None
         assert ends[1].message.timestamp == pytest.approx(ends[0].message.timestamp)
         assert ends[1].message.data == ends[0].message.data > 0
+    lineage = json.loads(_cli("lineage", "run2", "--json", env=env).stdout)
+    assert [(step["run"], step["resumed_from_workflow_snapshot"]) for step in lineage] == [
+        ("run2", chosen_id),
+        ("run1", None),
+    ]

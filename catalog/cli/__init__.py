@@ -6,10 +6,10 @@ behaviour worth testing lives in the library, where notebooks get it too.
 One module per group of commands:
 
 * :mod:`.group`: the ``muscle-catalog`` group, ``--catalog``, error reporting;
-* :mod:`.runs`: ``import``, ``runs``;
+* :mod:`.runs`: ``import``, ``runs``, ``lineage``;
 * :mod:`.snapshots`: ``snapshots``, ``show``;
 * :mod:`.workflows`: ``workflows``, ``resume``, ``reindex``;
-* :mod:`.schema`: ``upgrade``;
+* :mod:`.schema`: ``init``, ``upgrade``;
 * :mod:`.output`: tables, JSON and progress bars.
 """
 

@@ -1,4 +1,4 @@
-"""Commands about runs: ``import`` run directories MUSCLE3 wrote, list the campaign's ``runs``."""
+"""Commands about runs: ``import`` run directories, list ``runs``, show a run's ``lineage``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from rich.text import Text
 
 from catalog.cli.group import cli, get_options
 from catalog.cli.output import echo_json, listing_table, stdout
-from catalog.records import RunRecord
+from catalog.lineage import LineageStep, lineage_of
+from catalog.records import RunRecord, json_float
+from catalog.resume import simulation_time
 from catalog.run_dir import check_run_directory
 from catalog.run_import import ImportReport, ProgressCallback
 from catalog.run_import import import_run_directory as _import_run_directory
@@ -33,7 +35,7 @@ def import_command(ctx: click.Context, run_dirs: tuple[Path, ...]) -> None:
     for run_dir in checked:
         with _progress_bar(run_dir) as progress:
             report = _import_run_directory(catalog, run_dir, progress=progress)
-        _print_report(report)
+        _print_report(report, {run.id: run.name for run in catalog.runs()})
 
 
 @contextmanager
@@ -65,7 +67,7 @@ def _progress_bar(run_dir: Path) -> Iterator[ProgressCallback]:
             progress.stop()
 
 
-def _print_report(report: ImportReport) -> None:
+def _print_report(report: ImportReport, names: Mapping[int, str]) -> None:
     click.echo(f"Imported {report.run_name} (run {report.run_id}) from {report.run_dir}")
     click.echo(
         f"  snapshots: {report.snapshots_added} added, "
@@ -81,10 +83,18 @@ def _print_report(report: ImportReport) -> None:
             f"{report.original_run_dir} and were resolved against {report.run_dir}"
         )
     if report.resumed_from is not None:
-        click.echo(f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})")
+        workflow = report.run.resumed_from_workflow_snapshot_id
+        click.echo(
+            f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})"
+            + (f", workflow snapshot {workflow}" if workflow is not None else "")
+        )
     for linked in report.newly_linked:
-        if linked.id != report.run_id:
-            click.echo(f"  linked: {linked.name} was resumed from this run")
+        if linked.id != report.run_id:  # a run imported earlier, whose origin this import brought
+            origin = names.get(linked.resumed_from_run_id or -1, "?")
+            click.echo(
+                f"  linked: {linked.name} (run {linked.id}) was resumed from {origin} "
+                f"(run {linked.resumed_from_run_id})"
+            )
     for note in report.notes:
         click.echo(f"  note: {note}")
     for warning in report.warnings:
@@ -95,7 +105,7 @@ def _print_report(report: ImportReport) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def runs_command(ctx: click.Context, as_json: bool) -> None:
-    """List the runs of the campaign."""
+    """List the runs of the campaign: status, counts, and which run each resumed from."""
     catalog = get_options(ctx).open(ctx, create=False)
     runs = catalog.runs()
     names = {run.id: run.name for run in runs}
@@ -104,30 +114,82 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
         return
     table = listing_table(
         f"Runs in {catalog.location}",
-        ("id", "name", "model", "snapshots", "source", "resumed from", "run directory"),
+        ("id", "name", "model", "status", "snapshots", "workflows", "resumed from", "run dir"),
     )
     for run in runs:
+        origin = names.get(run.resumed_from_run_id or -1, "")
+        if origin and run.resumed_from_workflow_snapshot_id is not None:
+            origin += f" (workflow {run.resumed_from_workflow_snapshot_id})"
         table.add_row(
             str(run.id),
             Text(run.name),
             Text(run.model_name or ""),
+            run.status,
             str(run.num_snapshots),
-            run.source,
-            Text(names.get(run.resumed_from_run_id or -1, "")),
+            str(run.num_workflow_snapshots),
+            Text(origin),
             Text(str(run.run_dir)),
         )
     stdout().print(table)
 
 
 def _run_json(run: RunRecord, names: Mapping[int, str]) -> dict[str, Any]:
+    """A run as ``runs --json`` prints it; ``resumed_from_run`` is the origin's name."""
     return {
         "id": run.id,
         "name": run.name,
         "run_dir": str(run.run_dir),
-        "model_name": run.model_name,
+        "model": run.model_name,
         "source": run.source,
-        "created_at": run.created_at.isoformat(),
+        "status": run.status,
+        "started_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "resumed_from": names.get(run.resumed_from_run_id or -1),
+        "resumed_from_run": names.get(run.resumed_from_run_id or -1),
+        "resumed_from_workflow_snapshot": run.resumed_from_workflow_snapshot_id,
         "num_snapshots": run.num_snapshots,
+        "num_workflow_snapshots": run.num_workflow_snapshots,
+    }
+
+
+@cli.command("lineage")
+@click.argument("run", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def lineage_command(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Show the chain of runs RUN (name or id) resumed from, back to the first.
+
+    Each step names the workflow snapshot the run started from and its
+    simulation time.
+    """
+    catalog = get_options(ctx).open(ctx, create=False)
+    chain = lineage_of(catalog, run)
+    if as_json:
+        echo_json([_step_json(step) for step in chain])
+        return
+    for step in chain:
+        click.echo(f"{step.run.name} (run {step.run.id}, {step.run.status}): {_started(step)}")
+
+
+def _started(step: LineageStep) -> str:
+    if step.origin_run is None:
+        return "no recorded origin: started from scratch, or from snapshots not in this catalog"
+    origin = f"{step.origin_run.name} (run {step.origin_run.id})"
+    workflow = step.workflow_snapshot
+    if workflow is None:
+        return f"resumed from {origin}, from snapshots that form no recorded workflow snapshot"
+    return (
+        f"resumed from workflow snapshot {workflow.id} of {origin}, "
+        f"simulation time {simulation_time(workflow)}"
+    )
+
+
+def _step_json(step: LineageStep) -> dict[str, Any]:
+    workflow = step.workflow_snapshot
+    return {
+        "run": step.run.name,
+        "id": step.run.id,
+        "status": step.run.status,
+        "resumed_from_run": step.origin_run.name if step.origin_run else None,
+        "resumed_from_workflow_snapshot": workflow.id if workflow else None,
+        "simulation_time": json_float(workflow.timestamp) if workflow else None,
     }

@@ -20,7 +20,9 @@ its ``.pack`` file if the instance did not record it itself.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,34 @@ def use_catalog_registry() -> None:
     import libmuscle.manager.manager as manager_module
 
     setattr(manager_module, "SnapshotRegistry", ManagerRegistry)  # noqa: B010
+    manager_class = manager_module.Manager
+    if not getattr(manager_class.wait, "_records_outcome", False):
+        setattr(manager_class, "wait", _recording_outcome(manager_class.wait))  # noqa: B010
+
+
+def _recording_outcome(wait: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Wrap ``Manager.wait`` so the run's status (finished or failed) reaches the catalog.
+
+    MUSCLE3's manager learns how the run went in ``wait()``, after which it
+    shuts the registry down; the registry is told the outcome then. An
+    exception (Ctrl-C, say) counts as a failure and is raised on.
+    """
+
+    @functools.wraps(wait)
+    def recording_wait(manager: Any) -> bool:
+        registry = getattr(manager, "_snapshot_registry", None)
+        try:
+            success = wait(manager)
+        except BaseException:
+            if isinstance(registry, ManagerRegistry):
+                registry.record_outcome(False)
+            raise
+        if isinstance(registry, ManagerRegistry):
+            registry.record_outcome(success)
+        return success
+
+    recording_wait._records_outcome = True  # type: ignore[attr-defined]
+    return recording_wait
 
 
 def main() -> None:
