@@ -1,11 +1,12 @@
-"""The ``.pack`` codec: MUSCLE3's snapshot bytes, read (versions 1 and 2) and written (version 1).
+"""The ``.pack`` codec: MUSCLE3's snapshot bytes, read and written in both versions.
 
 A ``.pack`` file is one version byte followed by one msgpack map. Version 1
 (``b"1"``) is what MUSCLE3 0.7-0.10 write and read; version 2 (``b"2"``) is
 MUSCLE3 0.11's, which moved the port counts into a ``communicator_state``.
-We write version 1 byte for byte as MUSCLE3 0.10 does, so that a run can be
-resumed by MUSCLE3 from files we wrote, and read both, so that a catalog can
-index any run directory.
+Each MUSCLE3 release reads only its own version, so we write each byte for
+byte as that release does (version 1 as MUSCLE3 0.10, version 2 as 0.11):
+a run can then be resumed by MUSCLE3 from files we wrote and vice versa. We
+read both, so that a catalog can index any run directory.
 
 The instance's message is stored as an encoded MUSCLE3 wire message (an
 "MPP message") inside the map, with numpy arrays, settings and port markers
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ VERSION_BYTE_V1 = b"1"
 VERSION_BYTE_V2 = b"2"
 
 _VERSION_BYTES = {VERSION_BYTE_V1: FORMAT_V1, VERSION_BYTE_V2: FORMAT_V2}
+_VERSION_BYTE_OF = {version: byte for byte, version in _VERSION_BYTES.items()}
 
 # msgpack ext type ids used inside messages (MUSCLE3's ExtTypeId).
 EXT_CLOSE_PORT_OR_MILESTONE = 0
@@ -56,40 +60,103 @@ _UNKNOWN_VERSION = (
 _PathLike = Path | str
 
 
+# --------------------------------------------------------------------------- value classes
+
+
+@dataclass(frozen=True)
+class PayloadTypes:
+    """The classes a message's grids and port markers are read into, and accepted from.
+
+    msgpack stores plain values by itself; grids and MUSCLE3's port markers
+    are ext types, and which Python classes stand for them is the caller's
+    choice. By default they are this package's own (:mod:`catalog.message`).
+    Inside MUSCLE3, :mod:`catalog.muscle3` passes libmuscle's classes
+    instead: the encoder then stores a program's ``libmuscle.Grid`` as it is,
+    without walking or copying the program's state, and the decoder hands
+    back ``libmuscle.Grid`` objects the program can send on a port again.
+
+    The encoder always accepts this package's classes as well, so a family
+    only adds to what can be written.
+
+    Attributes:
+        grid: Called as ``grid(array, indexes)``; its instances have
+            ``.array`` (a numpy array) and ``.indexes`` (list of str or None).
+        close_port: Called with no arguments; ext type 0 of version 1 files.
+            None when the family has none (MUSCLE3 0.11).
+        milestone: Called as ``milestone(iteration)``, has ``.iteration``;
+            ext type 0 of version 2 files. None when the family has none
+            (MUSCLE3 0.10).
+    """
+
+    grid: type[Any] = Grid
+    close_port: type[Any] | None = ClosePort
+    milestone: type[Any] | None = Milestone
+
+
+#: This package's own classes (:mod:`catalog.message`), the default everywhere.
+CATALOG_TYPES = PayloadTypes()
+
+
+def _classes(ours: type[Any], theirs: type[Any] | None) -> tuple[type[Any], ...]:
+    return (ours,) if theirs is None or theirs is ours else (ours, theirs)
+
+
 # --------------------------------------------------------------------------- writing
 
 
-def encode_snapshot(snapshot: Snapshot) -> bytes:
-    """Encode a snapshot as a version 1 ``.pack`` file, byte-identical to MUSCLE3 0.10.
+def encode_snapshot(snapshot: Snapshot, types: PayloadTypes = CATALOG_TYPES) -> bytes:
+    """Encode a snapshot as a ``.pack`` file, byte-identical to what MUSCLE3 writes.
+
+    Version 1 is MUSCLE3 0.10's file, version 2 MUSCLE3 0.11's; each is
+    written byte for byte as that release writes it for the same state, so
+    that either side can resume from the other's files.
 
     Args:
-        snapshot: What to store. Its ``format_version`` is ignored: we always
-            write version 1, which every MUSCLE3 from 0.7 to 0.10 reads.
+        snapshot: What to store. Its ``format_version`` picks the format.
+            Version 2 also needs ``communicator_state`` (what MUSCLE3 0.11's
+            ``CommunicatorState.asdict()`` gives), which is written as given;
+            its ``port_message_counts`` are the counts, and the snapshot's own
+            ``port_message_counts`` are not written.
+        types: Classes accepted in the message data besides this package's
+            own (see :class:`PayloadTypes`).
 
     Returns:
         The complete file content, version byte included.
 
     Raises:
         SnapshotWriteError: The message holds something MUSCLE3 cannot store
-            (an unsupported numpy dtype, a Milestone, an arbitrary object).
+            (an unsupported numpy dtype, a port marker of the other format, an
+            arbitrary object), or a version 2 snapshot has no communicator state.
     """
-    message = b"" if snapshot.message is None else _encode_message_v1(snapshot.message)
-    body = {
+    version = snapshot.format_version
+    if version not in (FORMAT_V1, FORMAT_V2):
+        raise SnapshotWriteError(f"Cannot write snapshot format version {version}: only 1 and 2")
+    body: dict[str, Any] = {
         "triggers": list(snapshot.triggers),
         "wallclock_time": float(snapshot.wallclock_time),
-        "port_message_counts": {
+    }
+    if version == FORMAT_V1:
+        body["port_message_counts"] = {
             port: [int(count) for count in counts]
             for port, counts in snapshot.port_message_counts.items()
-        },
-        "is_final_snapshot": bool(snapshot.is_final_snapshot),
-        "message": message,
-        "settings_overlay": _settings_dict(snapshot.settings_overlay),
-    }
+        }
+    body["is_final_snapshot"] = bool(snapshot.is_final_snapshot)
+    body["message"] = (
+        b"" if snapshot.message is None else _encode_message(snapshot.message, version, types)
+    )
+    body["settings_overlay"] = _settings_dict(snapshot.settings_overlay)
+    if version == FORMAT_V2:
+        if snapshot.communicator_state is None:
+            raise SnapshotWriteError(
+                "A version 2 (MUSCLE3 0.11) snapshot needs its communicator_state; "
+                "pass the instance's CommunicatorState.asdict()"
+            )
+        body["communicator_state"] = snapshot.communicator_state
     try:
         encoded: bytes = msgpack.packb(body, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise SnapshotWriteError(f"Cannot encode the snapshot: {exc}") from exc
-    return VERSION_BYTE_V1 + encoded
+    return _VERSION_BYTE_OF[version] + encoded
 
 
 def _settings_dict(settings: Settings | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -100,9 +167,14 @@ def _settings_dict(settings: Settings | Mapping[str, Any] | None) -> dict[str, A
     return dict(settings)
 
 
-def _encode_message_v1(message: Message) -> bytes:
-    """Encode a message as MUSCLE3 0.10's ``MPPMessage(...).encoded()`` does for snapshots."""
-    mpp = {
+def _encode_message(message: Message, version: int, types: PayloadTypes) -> bytes:
+    """Encode a message as MUSCLE3's ``MPPMessage(...).encoded()`` does for snapshots.
+
+    The two MPP versions differ only in their last keys: version 1 (MUSCLE3
+    0.10) has ``saved_until`` before ``data``, version 2 (0.11) has an empty
+    ``iteration`` after it.
+    """
+    mpp: dict[str, Any] = {
         "sender": "_",
         "receiver": "_",
         "port_length": None,
@@ -112,11 +184,14 @@ def _encode_message_v1(message: Message) -> bytes:
         ),
         "settings_overlay": _settings_ext(message.settings or Settings()),
         "message_number": 0,
-        "saved_until": -1.0,
-        "data": message.data,
     }
+    if version == FORMAT_V1:
+        mpp["saved_until"] = -1.0
+    mpp["data"] = message.data
+    if version == FORMAT_V2:
+        mpp["iteration"] = []
     try:
-        encoded: bytes = msgpack.packb(mpp, default=_encode_ext_v1, use_bin_type=True)
+        encoded: bytes = msgpack.packb(mpp, default=_ExtEncoder(version, types), use_bin_type=True)
     except SnapshotWriteError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -128,28 +203,45 @@ def _settings_ext(settings: Settings) -> msgpack.ExtType:
     return msgpack.ExtType(EXT_SETTINGS, msgpack.packb(_settings_dict(settings), use_bin_type=True))
 
 
-def _encode_ext_v1(obj: Any) -> Any:
-    """Msgpack ``default`` hook: the types MUSCLE3 stores as ext types."""
-    if isinstance(obj, ClosePort):
-        return msgpack.ExtType(EXT_CLOSE_PORT_OR_MILESTONE, b"")
-    if isinstance(obj, Settings):
-        return _settings_ext(obj)
-    if isinstance(obj, Grid):
-        return _grid_ext(obj.array, obj.indexes)
-    if isinstance(obj, np.ndarray):
-        return _grid_ext(obj, None)
-    if isinstance(obj, np.generic):
-        # numpy scalars (np.int64(3)) are a common slip; MUSCLE3 refuses them,
-        # we store the equivalent Python value, which MUSCLE3 reads back fine.
-        return obj.item()
-    if isinstance(obj, Milestone):
+class _ExtEncoder:
+    """Msgpack ``default`` hook: the values MUSCLE3 stores as ext types, for one format."""
+
+    def __init__(self, version: int, types: PayloadTypes) -> None:
+        self._version = version
+        self._grids = _classes(Grid, types.grid)
+        self._close_ports = _classes(ClosePort, types.close_port)
+        self._milestones = _classes(Milestone, types.milestone)
+
+    def __call__(self, obj: Any) -> Any:
+        if isinstance(obj, Settings):
+            return _settings_ext(obj)
+        if isinstance(obj, self._grids):
+            return _grid_ext(obj.array, obj.indexes)
+        if isinstance(obj, np.ndarray):
+            return _grid_ext(obj, None)
+        if isinstance(obj, np.generic):
+            # numpy scalars (np.int64(3)) are a common slip; MUSCLE3 refuses them,
+            # we store the equivalent Python value, which MUSCLE3 reads back fine.
+            return obj.item()
+        if isinstance(obj, self._close_ports):
+            if self._version == FORMAT_V1:
+                return msgpack.ExtType(EXT_CLOSE_PORT_OR_MILESTONE, b"")
+            raise SnapshotWriteError(
+                "Cannot store a ClosePort in a version 2 snapshot: MUSCLE3 0.11 has Milestone "
+                "instead"
+            )
+        if isinstance(obj, self._milestones):
+            if self._version == FORMAT_V2:
+                iteration = msgpack.packb(obj.iteration, use_bin_type=True)
+                return msgpack.ExtType(EXT_CLOSE_PORT_OR_MILESTONE, iteration)
+            raise SnapshotWriteError(
+                "Cannot store a Milestone in a version 1 snapshot: it exists only in MUSCLE3 0.11 "
+                "files"
+            )
         raise SnapshotWriteError(
-            "Cannot store a Milestone in a version 1 snapshot: it exists only in MUSCLE3 0.11 files"
+            f"Cannot store a value of type {type(obj).__name__} in a snapshot. Supported are "
+            "None, bool, int, float, str, bytes, lists, dicts, numpy arrays, Grid and Settings."
         )
-    raise SnapshotWriteError(
-        f"Cannot store a value of type {type(obj).__name__} in a snapshot. Supported are None, "
-        "bool, int, float, str, bytes, lists, dicts, numpy arrays, Grid and Settings."
-    )
 
 
 def _grid_ext(array: np.ndarray[Any, Any], indexes: list[str] | None) -> msgpack.ExtType:
@@ -177,15 +269,19 @@ class _CorruptError(Exception):
     """Internal: a structural problem found while decoding, turned into SnapshotFileError."""
 
 
-def decode_snapshot(data: bytes, source: _PathLike) -> Snapshot:
+def decode_snapshot(
+    data: bytes, source: _PathLike, types: PayloadTypes = CATALOG_TYPES
+) -> Snapshot:
     """Decode the bytes of a version 1 or version 2 ``.pack`` file.
 
     Args:
         data: The whole file.
         source: Where the bytes came from, named in errors.
+        types: The classes to build grids and port markers of (see
+            :class:`PayloadTypes`); this package's own by default.
 
     Returns:
-        The snapshot. Bare numpy arrays come back as :class:`Grid` objects,
+        The snapshot. Bare numpy arrays come back as grids (``types.grid``),
         as libmuscle returns them.
 
     Raises:
@@ -196,7 +292,7 @@ def decode_snapshot(data: bytes, source: _PathLike) -> Snapshot:
     if version is None:
         raise SnapshotFileError(source, _UNKNOWN_VERSION.format(byte=data[:1]))
     try:
-        return _decode_body(data[1:], version)
+        return _decode_body(data[1:], version, types)
     except _CorruptError as exc:
         raise SnapshotFileError(source, f"{exc} (format version {version})") from None
     except msgpack.ExtraData:
@@ -222,14 +318,15 @@ def _unpack(data: bytes, ext_hook: Callable[[int, bytes], Any] | None = None) ->
     return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=ext_hook)
 
 
-def _decode_body(body: bytes, version: int) -> Snapshot:
+def _decode_body(body: bytes, version: int, types: PayloadTypes) -> Snapshot:
     """Decode the map after the version byte; the versions differ in where the counts are."""
     top = _expect_map(_unpack(body), "the snapshot")
     if version == FORMAT_V1:
-        state, counts_in, ext_hook = None, top, _ext_hook_v1
+        state, counts_in = None, top
     else:
         state = _expect_map(_field(top, "communicator_state"), "communicator_state")
-        counts_in, ext_hook = state, _ext_hook_v2
+        counts_in = state
+    ext_hook = partial(_ext_hook, version, types)
     return Snapshot(
         triggers=_triggers(top),
         wallclock_time=_number(top, "wallclock_time"),
@@ -326,32 +423,25 @@ def _message(top: Mapping[Any, Any], ext_hook: Callable[[int, bytes], Any]) -> M
     )
 
 
-def _ext_hook_v1(code: int, payload: bytes) -> Any:
+def _ext_hook(version: int, types: PayloadTypes, code: int, payload: bytes) -> Any:
+    """Msgpack ``ext_hook``: ext type 0 is ClosePort in version 1 and Milestone in version 2."""
     if code == EXT_CLOSE_PORT_OR_MILESTONE:
-        return ClosePort()
-    return _ext_common(code, payload)
-
-
-def _ext_hook_v2(code: int, payload: bytes) -> Any:
-    if code == EXT_CLOSE_PORT_OR_MILESTONE:
+        if version == FORMAT_V1:
+            return (types.close_port or ClosePort)()
         iteration = _unpack(payload)
         if not isinstance(iteration, list):
             raise _CorruptError("a Milestone's iteration should be a list")
-        return Milestone(iteration)
-    return _ext_common(code, payload)
-
-
-def _ext_common(code: int, payload: bytes) -> Any:
+        return (types.milestone or Milestone)(iteration)
     if code == EXT_SETTINGS:
         return _settings(_unpack(payload), "a Settings value")
     dtype = _GRID_DTYPE_BY_EXT.get(code)
     if dtype is not None:
-        return _decode_grid(dtype, payload)
+        return _decode_grid(dtype, payload, types)
     # MUSCLE3 hands unknown ext types to the program as-is; so do we.
     return msgpack.ExtType(code, payload)
 
 
-def _decode_grid(dtype: str, payload: bytes) -> Grid:
+def _decode_grid(dtype: str, payload: bytes, types: PayloadTypes) -> Any:
     grid = _expect_map(_unpack(payload), "a grid")
     if _field(grid, "type") != dtype:
         raise _CorruptError(f"a grid's type {grid['type']!r} does not match its ext type ({dtype})")
@@ -385,4 +475,4 @@ def _decode_grid(dtype: str, payload: bytes) -> Grid:
     )
     # libmuscle returns a read-only view on the file's bytes; a writable copy
     # (same memory order) is what a resuming program actually wants.
-    return Grid(array.copy(order="K"), indexes)
+    return types.grid(array.copy(order="K"), indexes)

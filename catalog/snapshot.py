@@ -3,7 +3,9 @@
 The fields and their meaning are the seed's (MUSCLE3 0.7-0.10): a snapshot is
 the instance's :class:`~catalog.message.Message` plus the bookkeeping needed to
 resume it consistently with its peers (per-port message counts, the settings
-overlay, whether it was taken at the end of a reuse iteration).
+overlay, whether it was taken at the end of a reuse iteration). MUSCLE3 0.11
+keeps the counts inside a larger ``communicator_state``; one class serves both,
+with ``format_version`` saying which file it came from or is to become.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from ymmsl import Settings
 
 from catalog.message import Message
 
-#: Format version written by MUSCLE3 0.7-0.10 (version byte ``b"1"``); what we write.
+#: Format version written by MUSCLE3 0.7-0.10 (version byte ``b"1"``).
 FORMAT_V1 = 1
-#: Format version written by MUSCLE3 0.11 (version byte ``b"2"``); read only.
+#: Format version written by MUSCLE3 0.11 (version byte ``b"2"``).
 FORMAT_V2 = 2
 
 
@@ -34,9 +36,12 @@ class Snapshot:
         is_final_snapshot: True if taken at the end of a reuse iteration.
         message: The instance's state, or None for an implicit snapshot.
         settings_overlay: The instance's settings overlay when it was taken.
-        format_version: 1 (MUSCLE3 0.7-0.10) or 2 (0.11) as read from the file.
-        communicator_state: Version 2 files only: the communicator state
-            (timeline state and message cache) besides the counts, as decoded.
+        format_version: 1 (MUSCLE3 0.7-0.10) or 2 (0.11): as read from the
+            file, or the format to write.
+        communicator_state: Version 2 only: MUSCLE3 0.11's communicator state
+            as a plain map (``CommunicatorState.asdict()``: the counts, the
+            timeline state and the message cache, cached messages as undecoded
+            bytes). Its ``port_message_counts`` equal ``port_message_counts``.
     """
 
     triggers: list[str]

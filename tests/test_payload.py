@@ -14,7 +14,7 @@ from ymmsl import Settings
 
 from catalog.errors import SnapshotFileError, SnapshotWriteError
 from catalog.message import ClosePort, Grid, Message, Milestone
-from catalog.payload import decode_snapshot, encode_snapshot
+from catalog.payload import PayloadTypes, decode_snapshot, encode_snapshot
 from catalog.snapshot import FORMAT_V1, FORMAT_V2, Snapshot
 from catalog.store import load_pack
 from tests.conftest import FORMATS
@@ -118,6 +118,95 @@ def test_encoding_matches_muscle3_bytes(pack: Path) -> None:
     """Encoding what a MUSCLE3 0.10 file holds gives that file, byte for byte."""
     snapshot = _snapshot_from_sidecar(_sidecar(pack))
     assert encode_snapshot(snapshot) == pack.read_bytes()
+
+
+@pytest.mark.parametrize("pack", _cases("v2"), ids=lambda p: p.stem)
+def test_encoding_matches_muscle3_0_11_bytes(pack: Path) -> None:
+    """A MUSCLE3 0.11 file, decoded and written again (as format 2), is the same file."""
+    snapshot = decode_snapshot(pack.read_bytes(), pack)
+    assert snapshot.format_version == FORMAT_V2
+    assert encode_snapshot(snapshot) == pack.read_bytes()
+
+
+def test_format_2_stores_the_communicator_state_as_given() -> None:
+    state = {
+        "port_message_counts": {"f_i": [3], "o_f": [2]},
+        "timeline_state": {"iteration": [2], "send_participated": [], "subtimeline_states": {}},
+        "message_cache": [["f_i", None, b"\x80"]],
+    }
+    snapshot = Snapshot(
+        ["at_end"], 2.0, {"f_i": [3], "o_f": [2]}, True, Message(1.0, None, [Milestone([2])]),
+        format_version=FORMAT_V2, communicator_state=state,
+    )  # fmt: skip
+    data = encode_snapshot(snapshot)
+    assert data[:1] == b"2"
+    top = msgpack.unpackb(data[1:], raw=False)
+    assert list(top) == [
+        "triggers", "wallclock_time", "is_final_snapshot", "message", "settings_overlay",
+        "communicator_state",
+    ]  # fmt: skip
+    assert top["communicator_state"] == state
+    mpp = msgpack.unpackb(top["message"], raw=False)
+    assert list(mpp)[-2:] == ["data", "iteration"] and mpp["iteration"] == []
+    assert mpp["data"] == [msgpack.ExtType(0, msgpack.packb([2]))]
+    back = decode_snapshot(data, "mem.pack")
+    assert back.port_message_counts == {"f_i": [3], "o_f": [2]}
+    assert back.message is not None and back.message.data == [Milestone([2])]
+
+
+def test_format_2_without_a_communicator_state_is_refused() -> None:
+    snapshot = Snapshot(["t"], 1.0, {}, False, None, format_version=FORMAT_V2)
+    with pytest.raises(SnapshotWriteError, match="communicator_state"):
+        encode_snapshot(snapshot)
+
+
+def test_a_closeport_cannot_go_into_a_format_2_file() -> None:
+    state: dict[str, Any] = {"port_message_counts": {}}
+    snapshot = Snapshot(
+        ["t"], 1.0, {}, False, Message(1.0, None, ClosePort()), format_version=FORMAT_V2,
+        communicator_state=state,
+    )  # fmt: skip
+    with pytest.raises(SnapshotWriteError, match=r"ClosePort.*version 2"):
+        encode_snapshot(snapshot)
+
+
+class _TheirGrid:
+    """Stands for libmuscle.Grid: the same fields, another class."""
+
+    def __init__(self, array: np.ndarray[Any, Any], indexes: list[str] | None = None) -> None:
+        self.array = array
+        self.indexes = indexes
+
+
+class _TheirClosePort:
+    pass
+
+
+def test_other_grid_and_marker_classes_are_written_and_read_back_as_such() -> None:
+    """A caller's own Grid class is stored like ours, and read back into that class."""
+    types = PayloadTypes(grid=_TheirGrid, close_port=_TheirClosePort, milestone=None)
+    array = np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3))
+    theirs = {"g": _TheirGrid(array, ["x", "y"]), "end": _TheirClosePort(), "ours": Grid(array)}
+    ours = {"g": Grid(array, ["x", "y"]), "end": ClosePort(), "ours": Grid(array)}
+
+    def snapshot(data: Any) -> Snapshot:
+        return Snapshot(["t"], 1.0, {"a": [1]}, False, Message(0.5, None, data))
+
+    data = encode_snapshot(snapshot(theirs), types)
+    assert data == encode_snapshot(snapshot(ours))
+    with pytest.raises(SnapshotWriteError, match="_TheirGrid"):
+        encode_snapshot(snapshot(theirs))  # only when asked for
+
+    back = decode_snapshot(data, "mem.pack", types)
+    assert back.message is not None
+    loaded = back.message.data
+    assert type(loaded["g"]) is _TheirGrid and type(loaded["ours"]) is _TheirGrid
+    assert loaded["g"].indexes == ["x", "y"] and loaded["g"].array.flags.f_contiguous
+    np.testing.assert_array_equal(loaded["g"].array, array)
+    assert type(loaded["end"]) is _TheirClosePort
+    # a family without the marker class gets ours
+    plain = decode_snapshot(data, "mem.pack", PayloadTypes(grid=_TheirGrid, close_port=None))
+    assert plain.message is not None and plain.message.data["end"] == ClosePort()
 
 
 @pytest.mark.parametrize(
