@@ -7,6 +7,18 @@ save writes a MUSCLE3-compatible ``.pack`` file crash-safely
 submits to the manager the metadata built from the recorded row, so that what
 the manager is told is what was recorded.
 
+The files are byte for byte what libmuscle writes for the same state:
+format 1 as MUSCLE3 0.10 (counts from the communicator, F_INIT counts of
+final snapshots lowered by one), or format 2 as MUSCLE3 0.11 when the caller
+passes the communicator state to :meth:`SnapshotManager.save_snapshot`. This
+module knows nothing of libmuscle itself; :mod:`catalog.muscle3.instance`
+adapts it to each MUSCLE3 release.
+
+Resuming checks the file against the catalog first: a snapshot the catalog
+recorded with other bytes (a file edited or overwritten since) is refused,
+and the copy a resumed instance stores as its run's first snapshot records
+which catalogued snapshot it was copied from.
+
 Where the catalog is, when none is given, is decided by
 :func:`catalog.location.catalog_for_snapshot_directory`: the
 ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the run directory's
@@ -16,9 +28,11 @@ directory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,14 +40,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from ymmsl import Operator, Settings
 
 from catalog.catalog import Catalog, open_catalog
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, SnapshotFileError, SnapshotWriteError
+from catalog.lineage import origin_snapshot_id
 from catalog.location import catalog_for_snapshot_directory
 from catalog.message import Message
 from catalog.naming import validate_instance
-from catalog.payload import decode_snapshot, encode_snapshot
+from catalog.payload import CATALOG_TYPES, PayloadTypes, decode_snapshot, encode_snapshot
 from catalog.records import NewSnapshot, RunRecord
 from catalog.run_dir import model_name_of_text, read_configuration_text, run_dir_of
-from catalog.snapshot import Snapshot, SnapshotMetadata
+from catalog.snapshot import FORMAT_V2, Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
 
 _logger = logging.getLogger(__name__)
@@ -49,11 +64,22 @@ class SnapshotManager:
         instance_id: The instance's name, e.g. ``micro[3]`` (str or ymmsl Reference).
         manager: The client used to submit snapshot metadata to the manager
             (anything with ``submit_snapshot_metadata(metadata)``).
-        communicator: The instance's communicator (or port manager): it gives
-            ``get_message_counts()``, ``list_ports()``,
-            ``settings_in_connected()`` and ``restore_message_counts(counts)``.
+        communicator: What holds the instance's message counts (MUSCLE3
+            0.10's port manager): it gives ``get_message_counts()``,
+            ``list_ports()``, ``settings_in_connected()`` and
+            ``restore_message_counts(counts)``. For format 2 the counts come
+            with the communicator state passed to :meth:`save_snapshot`
+            instead, and restoring is :meth:`_restore`'s job.
         catalog: The catalog to record into: an open :class:`Catalog`, a path
             or URL, or None for the default (see the module documentation).
+        payload_types: The classes of the grids and port markers in loaded
+            and saved messages (see :class:`catalog.payload.PayloadTypes`);
+            this package's own unless running inside MUSCLE3.
+
+    Attributes:
+        resume_overlay: The settings overlay of the snapshot resumed from, or
+            None when not resuming (libmuscle's Instance applies it only
+            when it is not None, as with libmuscle's own manager).
     """
 
     def __init__(
@@ -62,6 +88,8 @@ class SnapshotManager:
         manager: Any,
         communicator: Any,
         catalog: Catalog | str | os.PathLike[str] | None = None,
+        *,
+        payload_types: PayloadTypes = CATALOG_TYPES,
     ) -> None:
         self._instance_id = instance_id
         self._instance = validate_instance(instance_id)
@@ -70,9 +98,10 @@ class SnapshotManager:
         self._catalog_arg = catalog
         self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
         self._owns_catalog = False
+        self._payload_types = payload_types
         self._run: RunRecord | None = None
         self._resume_from_snapshot: Snapshot | None = None
-        self.resume_overlay = Settings()
+        self.resume_overlay: Settings | None = None
         self._next_snapshot_num = 1
         self._snapshot_directory = Path.cwd()
 
@@ -84,8 +113,12 @@ class SnapshotManager:
         """Apply the checkpoint information the manager sent at start-up.
 
         Sets the snapshot directory; when resuming, loads the snapshot,
-        restores the message counts, takes its settings overlay, stores a copy
-        of it as this run's first snapshot and submits that copy to the manager.
+        checks it against the catalog, restores the communicator's state
+        (:meth:`_restore`), takes its settings overlay, stores a copy of it as
+        this run's first snapshot and submits that copy to the manager. The
+        copy has the original's bytes (libmuscle re-encodes, which gives the
+        same bytes for files libmuscle wrote) and records, when the catalog
+        holds the original, which snapshot it was copied from.
 
         Args:
             resume_snapshot: The snapshot to resume from, or None.
@@ -96,20 +129,24 @@ class SnapshotManager:
             snapshot is implicit (has no message).
 
         Raises:
-            SnapshotFileError: The snapshot to resume from is missing or broken.
+            SnapshotFileError: The snapshot to resume from is missing or
+                broken, or the catalog recorded it with other bytes (the
+                message names the file and both SHA-256 digests).
         """
         result: float | None = None
         self._snapshot_directory = snapshot_directory or Path.cwd()
         if resume_snapshot is None:
             return None
-        data = read_pack_bytes(Path(resume_snapshot))
-        snapshot = decode_snapshot(data, resume_snapshot)
+        path = Path(resume_snapshot)
+        data = read_pack_bytes(path)
+        snapshot = decode_snapshot(data, path, self._payload_types)
+        origin = self._verified_origin(path, hashlib.sha256(data).hexdigest())
         if snapshot.message is not None:
             self._resume_from_snapshot = snapshot
             result = snapshot.message.timestamp
         self.resume_overlay = snapshot.settings_overlay
-        self._communicator.restore_message_counts(snapshot.port_message_counts)
-        self._store_and_submit(snapshot, data)
+        self._restore(snapshot, path)
+        self._store_and_submit(snapshot, data, copied_from=origin)
         return result
 
     def resuming_from_intermediate(self) -> bool:
@@ -135,14 +172,23 @@ class SnapshotManager:
         wallclock_time: float,
         f_init_max_timestamp: float | None,
         settings_overlay: Settings,
+        communicator_state: Mapping[str, Any] | None = None,
     ) -> float:
         """Save a snapshot (final: at the end of a reuse iteration) and record it.
 
-        For final snapshots the F_INIT ports (and ``muscle_settings_in`` when
-        connected) have already received the next iteration's message, which
-        is not processed yet, so their counts are lowered by one as MUSCLE3
-        does; unlike MUSCLE3 0.7-0.10 a count is never lowered below zero
-        (an unconnected F_INIT port stays at 0 instead of -1).
+        Without ``communicator_state`` this is MUSCLE3 0.10's save: format 1,
+        counts from the communicator. For final snapshots the F_INIT ports
+        (and ``muscle_settings_in`` when connected) have already received the
+        next iteration's message, which is not processed yet, so their counts
+        are lowered by one, exactly as MUSCLE3 0.7-0.10 do: a declared but
+        unconnected F_INIT port goes from 0 to -1. We keep that -1 rather than
+        stop at 0 so that our files are byte-identical to libmuscle's for the
+        same state; it changes no consistency result, because only connected
+        ports are ever compared (``docs/consistency.md``).
+
+        With ``communicator_state`` this is MUSCLE3 0.11's save: format 2,
+        counts from the state, nothing lowered (0.11 captures the state before
+        the next F_INIT messages arrive).
 
         Args:
             msg: The state to save; None for an implicit snapshot.
@@ -152,19 +198,38 @@ class SnapshotManager:
             f_init_max_timestamp: For final snapshots, the largest timestamp of
                 the pre-received F_INIT messages.
             settings_overlay: The current settings overlay.
+            communicator_state: MUSCLE3 0.11's communicator state as a plain
+                map (``CommunicatorState.asdict()``, taken at the time of the
+                save), or None for format 1.
 
         Returns:
             The simulation time the snapshot stands for: the message's
             timestamp (-inf for None), or ``f_init_max_timestamp`` for a
             final snapshot that has one.
+
+        Raises:
+            SnapshotWriteError: The state cannot be stored (see
+                :func:`catalog.payload.encode_snapshot`), or the file not written.
         """
-        counts = {
-            port: list(slots) for port, slots in self._communicator.get_message_counts().items()
-        }
-        if final:
-            self._discount_pre_received(counts)
-        snapshot = Snapshot(triggers, wallclock_time, counts, final, msg, settings_overlay)
-        self._store_and_submit(snapshot, encode_snapshot(snapshot))
+        if communicator_state is None:
+            counts = {
+                port: list(slots) for port, slots in self._communicator.get_message_counts().items()
+            }
+            if final:
+                self._discount_pre_received(counts)
+            snapshot = Snapshot(triggers, wallclock_time, counts, final, msg, settings_overlay)
+        else:
+            state = dict(communicator_state)
+            if not isinstance(state.get("port_message_counts"), Mapping):
+                raise SnapshotWriteError(
+                    "The communicator state has no port_message_counts; pass MUSCLE3 0.11's "
+                    "CommunicatorState.asdict()"
+                )
+            counts = {port: list(slots) for port, slots in state["port_message_counts"].items()}
+            snapshot = Snapshot(
+                triggers, wallclock_time, counts, final, msg, settings_overlay, FORMAT_V2, state
+            )
+        self._store_and_submit(snapshot, encode_snapshot(snapshot, self._payload_types))
         timestamp = msg.timestamp if msg is not None else -math.inf
         if final and f_init_max_timestamp is not None:
             timestamp = f_init_max_timestamp
@@ -212,21 +277,82 @@ class SnapshotManager:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _restore(self, snapshot: Snapshot, path: Path) -> None:
+        """Give the communicator the message counts of the snapshot resumed from.
+
+        This is MUSCLE3 0.10's restore. Adapters for releases that keep more
+        state (MUSCLE3 0.11's timeline and message cache) override it.
+
+        Args:
+            snapshot: The snapshot resumed from.
+            path: Its file, for error messages.
+        """
+        del path
+        self._communicator.restore_message_counts(snapshot.port_message_counts)
+
+    def _verified_origin(self, path: Path, sha256: str) -> int | None:
+        """Check the file to resume from against the catalog; the id of the snapshot it is.
+
+        A file the catalog recorded with other bytes has been changed since
+        it was saved (edited, overwritten, damaged): resuming from it would
+        silently start from a state nobody checked for consistency with its
+        peers, so it is refused. A file the catalog does not know is resumed
+        from as MUSCLE3 would. If the catalog cannot be read, the check is
+        skipped with a warning, as saving goes on when the catalog cannot be
+        written: the file itself decoded fine.
+
+        Args:
+            path: The file to resume from, as the manager named it.
+            sha256: Hex digest of its bytes.
+
+        Returns:
+            The catalogued snapshot it is (matched by path, else by content,
+            as :func:`catalog.lineage.origin_snapshot_id` does), or None.
+
+        Raises:
+            SnapshotFileError: The catalog recorded this path with another digest.
+        """
+        try:
+            record = self.catalog.snapshot_by_path(path)
+            if record is None:
+                return origin_snapshot_id(self.catalog, path, sha256)
+        except (CatalogError, OSError, SQLAlchemyError) as exc:
+            _logger.warning(
+                "Could not look up %s in the snapshot catalog (%s); resuming from it unchecked.",
+                path,
+                exc,
+            )
+            return None
+        if record.sha256 is not None and record.sha256 != sha256:
+            raise SnapshotFileError(
+                path,
+                f"the file changed after the catalog recorded it as snapshot {record.id}: "
+                f"recorded sha256 {record.sha256}, actual sha256 {sha256}. Resuming from it "
+                "could break consistency with the other instances' snapshots; restore the "
+                "original file or resume from another snapshot.",
+            )
+        return record.id
+
     def _discount_pre_received(self, counts: dict[str, list[int]]) -> None:
+        """Lower the counts of ports whose next message was pre-received, as MUSCLE3 0.10 does."""
         ports = list(self._communicator.list_ports().get(Operator.F_INIT, []))
         if self._communicator.settings_in_connected():
             ports.append(SETTINGS_IN_PORT)
         for port in ports:
             if port in counts:
-                counts[port] = [max(count - 1, 0) for count in counts[port]]
+                counts[port] = [count - 1 for count in counts[port]]
 
-    def _store_and_submit(self, snapshot: Snapshot, data: bytes) -> None:
+    def _store_and_submit(
+        self, snapshot: Snapshot, data: bytes, copied_from: int | None = None
+    ) -> None:
         stored = store_pack(self._snapshot_directory, self._instance, data, self._next_snapshot_num)
         self._next_snapshot_num = stored.next_number
-        metadata = self._record(snapshot, stored)
+        metadata = self._record(snapshot, stored, copied_from)
         self._manager.submit_snapshot_metadata(metadata)
 
-    def _record(self, snapshot: Snapshot, stored: StoredFile) -> SnapshotMetadata:
+    def _record(
+        self, snapshot: Snapshot, stored: StoredFile, copied_from: int | None
+    ) -> SnapshotMetadata:
         """Record a stored file; the manager's metadata comes from the recorded row.
 
         If the catalog cannot be written (database down, disk full) the
@@ -242,6 +368,7 @@ class SnapshotManager:
             size_bytes=stored.size_bytes,
             sha256=stored.sha256,
             sequence=stored.number,
+            copied_from_snapshot_id=copied_from,
         )
         try:
             record = self.catalog.record_snapshot(self._run_record().id, new)

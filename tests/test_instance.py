@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing
 from pathlib import Path
@@ -17,6 +18,7 @@ from catalog import (
     Message,
     SnapshotFileError,
     SnapshotMetadata,
+    SnapshotWriteError,
     open_catalog,
 )
 from catalog.instance import SnapshotManager
@@ -56,6 +58,7 @@ def test_no_resume(cat: Catalog, tmp_path: Path) -> None:
     assert snapshot_manager.prepare_resume(None, tmp_path) is None
     assert not snapshot_manager.resuming_from_intermediate()
     assert not snapshot_manager.resuming_from_final()
+    assert snapshot_manager.resume_overlay is None  # as libmuscle: Instance keeps its overlay
     manager.submit_snapshot_metadata.assert_not_called()
 
 
@@ -92,6 +95,9 @@ def test_save_then_resume_from_intermediate(cat: Catalog, tmp_path: Path) -> Non
     assert Path(copy.snapshot_filename) == tmp_path / "test-1_2.pack"  # _1 is taken
     assert Path(copy.snapshot_filename).read_bytes() == path.read_bytes()
     assert copy.triggers == ["test"] and copy.wallclock_time == 13.0
+    original, copied = cat.snapshots()
+    assert copied.copied_from_snapshot_id == original.id  # live lineage
+    assert original.copied_from_snapshot_id is None
 
     communicator2.list_ports.return_value = {Operator.F_INIT: ["in"]}
     returned = second.save_snapshot(
@@ -147,9 +153,10 @@ def test_implicit_snapshot_resumes_from_scratch_but_restores_counts(
     assert record.is_implicit and math.isnan(record.timestamp)
 
 
-def test_final_decrement_includes_connected_settings_in_and_never_goes_negative(
+def test_final_decrement_includes_connected_settings_in_and_goes_negative_as_muscle3(
     cat: Catalog, tmp_path: Path
 ) -> None:
+    """MUSCLE3 0.10 lowers an unconnected F_INIT port to -1; we do too, for identical bytes."""
     manager = MagicMock()
     communicator = make_communicator(
         {"f_i": [4], "unconnected": [0], "o_f": [3], "muscle_settings_in": [4]},
@@ -161,7 +168,7 @@ def test_final_decrement_includes_connected_settings_in_and_never_goes_negative(
     saver.save_snapshot(Message(0.65, None, {"i": 3}), True, ["x"], 12.5, 0.82, Settings())
     assert submitted(manager).port_message_counts == {
         "f_i": [3],
-        "unconnected": [0],
+        "unconnected": [-1],
         "o_f": [3],
         "muscle_settings_in": [3],
     }
@@ -198,6 +205,118 @@ def test_writes_the_bytes_muscle3_writes(case: str, tmp_path: Path) -> None:
     expected_md = dict(sidecar["metadata_submitted_to_manager"])
     expected_md["snapshot_filename"] = metadata.snapshot_filename
     assert metadata.__dict__ == expected_md
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in (FORMATS / "v2").glob("*.pack")), ids=str)
+def test_writes_the_bytes_muscle3_0_11_writes(case: str, tmp_path: Path) -> None:
+    """Given MUSCLE3 0.11's communicator state, the file is 0.11's, byte for byte."""
+    import json
+
+    sidecar = json.loads((FORMATS / "v2" / f"{case}.json").read_text())
+    expected = (FORMATS / "v2" / f"{case}.pack").read_bytes()
+    original = decode_snapshot(expected, case)
+    assert original.communicator_state is not None
+    communicator = MagicMock()  # format 2 takes nothing from the communicator
+    manager = MagicMock()
+    with open_catalog(tmp_path / "cat.sqlite") as cat:
+        saver = SnapshotManager(sidecar["instance"], manager, communicator, cat)
+        saver.prepare_resume(None, tmp_path / "snapshots")
+        returned = saver.save_snapshot(
+            original.message,
+            original.is_final_snapshot,
+            original.triggers,
+            original.wallclock_time,
+            sidecar["inputs"]["f_init_max_timestamp"],
+            original.settings_overlay,
+            original.communicator_state,
+        )
+        (record,) = cat.snapshots()
+    assert communicator.mock_calls == []
+    metadata = submitted(manager)
+    assert Path(metadata.snapshot_filename).read_bytes() == expected
+    assert returned == sidecar["save_snapshot_return_value"]
+    expected_md = dict(sidecar["metadata_submitted_to_manager"])
+    expected_md["snapshot_filename"] = metadata.snapshot_filename
+    if metadata.timestamp != metadata.timestamp:  # NaN: implicit snapshot
+        assert expected_md.pop("timestamp") == "NaN"
+        del metadata.__dict__["timestamp"]
+    assert metadata.__dict__ == expected_md
+    assert record.format_version == 2
+
+
+def test_a_format_2_save_needs_the_counts_in_the_state(cat: Catalog, tmp_path: Path) -> None:
+    saver = SnapshotManager("macro", MagicMock(), MagicMock(), cat)
+    saver.prepare_resume(None, tmp_path)
+    with pytest.raises(SnapshotWriteError, match="port_message_counts"):
+        saver.save_snapshot(Message(1.0), False, ["t"], 1.0, None, Settings(), {"x": 1})
+
+
+def test_resuming_refuses_a_catalogued_file_whose_bytes_changed(
+    cat: Catalog, tmp_path: Path
+) -> None:
+    manager = MagicMock()
+    saver = SnapshotManager("macro", manager, make_communicator({"o_i": [2]}), cat)
+    saver.prepare_resume(None, tmp_path / "run1")
+    saver.save_snapshot(Message(0.5, None, [1, 2]), False, ["t"], 3.0, None, Settings())
+    path = Path(submitted(manager).snapshot_filename)
+    recorded = cat.snapshot_by_path(path)
+    assert recorded is not None and recorded.sha256
+    # same size, still a valid snapshot, other content: only the digest tells
+    changed = path.read_bytes().replace(b"\x92\x01\x02", b"\x92\x01\x03")
+    assert changed != path.read_bytes()
+    path.write_bytes(changed)
+    actual = hashlib.sha256(changed).hexdigest()
+
+    communicator = make_communicator({})
+    resumer = SnapshotManager("macro", MagicMock(), communicator, cat)
+    with pytest.raises(SnapshotFileError) as info:
+        resumer.prepare_resume(path, tmp_path / "run2")
+    message = str(info.value)
+    assert str(path) in message and recorded.sha256 in message and actual in message
+    communicator.restore_message_counts.assert_not_called()
+    assert len(cat.snapshots()) == 1
+
+
+def test_resuming_from_a_file_the_catalog_does_not_know(cat: Catalog, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "macro_4.pack"
+    outside.parent.mkdir()
+    outside.write_bytes((FORMATS / "v1" / "msg_dict.pack").read_bytes())
+    resumer = SnapshotManager("macro", MagicMock(), make_communicator({}), cat)
+    assert resumer.prepare_resume(outside, tmp_path / "run2") is not None
+    (copy,) = cat.snapshots()
+    assert copy.copied_from_snapshot_id is None
+
+
+def test_a_copy_of_a_moved_file_finds_its_origin_by_content(cat: Catalog, tmp_path: Path) -> None:
+    manager = MagicMock()
+    saver = SnapshotManager("micro", manager, make_communicator({"f_i": [1]}), cat)
+    saver.prepare_resume(None, tmp_path / "run1")
+    saver.save_snapshot(Message(0.1, None, "x"), False, ["t"], 1.0, None, Settings())
+    original = Path(submitted(manager).snapshot_filename)
+    moved = tmp_path / "moved" / original.name
+    moved.parent.mkdir()
+    moved.write_bytes(original.read_bytes())
+    resumer = SnapshotManager("micro", MagicMock(), make_communicator({}), cat)
+    resumer.prepare_resume(moved, tmp_path / "run2")
+    first, copy = cat.snapshots()
+    assert copy.path.parent == tmp_path / "run2"
+    assert copy.copied_from_snapshot_id == first.id
+
+
+def test_resuming_goes_on_unchecked_when_the_catalog_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_catalog(tmp_path / "cat.sqlite") as cat:
+
+        def database_down(*_args: object) -> None:
+            raise CatalogError("the database server went away")
+
+        monkeypatch.setattr(cat, "snapshot_by_path", database_down)
+        resumer = SnapshotManager("macro", MagicMock(), make_communicator({}), cat)
+        assert resumer.prepare_resume(FORMATS / "v1" / "msg_dict.pack", tmp_path / "r") is not None
+        assert "unchecked" in caplog.text
+        (copy,) = cat.snapshots()
+        assert copy.copied_from_snapshot_id is None
 
 
 def test_resuming_from_a_broken_file_names_it(cat: Catalog, tmp_path: Path) -> None:
