@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,31 @@ def test_many_processes_creating_one_catalog_create_it_once(
     assert len(set(ids)) == 1
     with open_catalog(catalog_url) as cat:
         assert len(cat.runs()) == 1
+
+
+def test_the_models_revision_is_the_newest_migration() -> None:
+    assert versioning.head_revision() == versioning.alembic_head_revision()
+
+
+def test_opening_an_up_to_date_catalog_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every save and command opens the catalog; Alembic is only needed to create or upgrade."""
+    db_file = tmp_path / "cat.sqlite"
+    open_catalog(db_file).close()
+    code = (
+        "import sys, catalog; catalog.open_catalog(sys.argv[1]).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(db_file)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_two_revisions_in_the_version_table_is_one_clear_error(catalog_url: str) -> None:
+    open_catalog(catalog_url).close()
+    engine = create_engine(to_url(catalog_url))
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0001')"))
+    engine.dispose()
+    with pytest.raises(SchemaVersionError, match="holds 2 revisions"):
+        open_catalog(catalog_url)

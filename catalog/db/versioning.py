@@ -29,15 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from catalog.db.engine import create_catalog_engine
-from catalog.db.schema import VERSION_TABLE
+from catalog.db.schema import SCHEMA_REVISION, VERSION_TABLE
 from catalog.errors import (
     CatalogError,
     CatalogTooNewError,
@@ -45,6 +42,9 @@ from catalog.errors import (
     SchemaVersionError,
 )
 from catalog.location import display_location, sqlite_file, to_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: Arbitrary but fixed key for PostgreSQL's advisory lock around schema work.
 _PG_SCHEMA_LOCK_KEY = 0x4D5553434C45  # "MUSCLE"
@@ -100,6 +100,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     Returns:
         The configuration, for ``alembic.command`` or ``ScriptDirectory``.
     """
+    from alembic.config import Config
+
     config = Config()
     # Config options go through configparser interpolation: escape '%' in the path.
     config.set_main_option("script_location", str(migrations_directory()).replace("%", "%%"))
@@ -109,22 +111,51 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest schema revision this code knows."""
+    """The newest schema revision this code knows (the one its models describe).
+
+    A constant rather than Alembic's answer, so that opening a catalog that
+    is already up to date (every save, every command) does not import
+    Alembic; a test holds it equal to the newest migration.
+    """
+    return SCHEMA_REVISION
+
+
+def alembic_head_revision() -> str:
+    """The newest revision among the migration scripts, as Alembic finds it."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise CatalogError(f"No schema migrations found in {migrations_directory()}")
     return head
 
 
 def known_revisions() -> set[str]:
     """Every schema revision this code knows."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return {rev.revision for rev in script.walk_revisions()}
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The revision recorded in the catalog, or None if it has none."""
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    """The revision recorded in the catalog, or None if it has none.
+
+    Raises:
+        SchemaVersionError: The version table holds more than one revision
+            (a damaged catalog, or one that several tools migrated).
+    """
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(rows) > 1:
+        found = ", ".join(sorted(str(row[0]) for row in rows))
+        raise SchemaVersionError(
+            f"The catalog's version table {VERSION_TABLE} holds {len(rows)} revisions "
+            f"({found}) instead of one, so its schema is unknown; nothing was changed. "
+            "Restore the catalog from a backup, or keep the one row that is right."
+        )
+    return str(rows[0][0]) if rows else None
 
 
 def _lock_schema(connection: Connection) -> None:
@@ -133,6 +164,8 @@ def _lock_schema(connection: Connection) -> None:
 
 
 def _upgrade_on(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 
