@@ -22,6 +22,13 @@ Importing is idempotent: files and resume files already recorded are skipped,
 so importing a directory again (say, after the run went on) only adds what is
 new. A broken ``.pack`` file never aborts an import: it is left out and named
 in the report's warnings.
+
+The per-file steps (:func:`run_name`, :func:`read_configuration`,
+:func:`pack_snapshot`, :func:`recorded_order`, :func:`recorded_resume_files`,
+:func:`parse_resume_file`, :func:`workflow_snapshot_from`) are public because
+:mod:`catalog.watch` records the same files while MUSCLE3 is still writing
+them: both must read a file into the same row, or a later import would not
+recognise what watch recorded.
 """
 
 from __future__ import annotations
@@ -132,10 +139,10 @@ def import_run_directory(
     """
     directory = check_run_directory(run_dir)
     warnings: list[str] = []
-    configuration_text, document = _read_configuration(directory, warnings)
+    configuration_text, document = read_configuration(directory, warnings)
     run = catalog.ensure_run(
         directory,
-        name=_run_name(catalog, directory),
+        name=run_name(catalog, directory),
         model_name=document.model_name if document else None,
         configuration=configuration_text,
         source=Source.IMPORT,
@@ -184,7 +191,7 @@ def import_run_directories(
 # --------------------------------------------------------------------------- the run
 
 
-def _run_name(catalog: Catalog, directory: Path) -> str:
+def run_name(catalog: Catalog, directory: Path) -> str:
     """The directory's name, or ``name-2``, ``name-3``, ... if another run has taken it.
 
     Run names are how users pick runs on the command line, so two runs of one
@@ -206,7 +213,7 @@ def _run_name(catalog: Catalog, directory: Path) -> str:
     return name
 
 
-def _read_configuration(
+def read_configuration(
     directory: Path, warnings: list[str]
 ) -> tuple[str | None, YmmslDocument | None]:
     """The text of ``configuration.ymmsl`` and what it says, warning if it cannot be read."""
@@ -237,7 +244,7 @@ def _import_snapshots(
 ) -> list[str]:
     """Record the run's ``.pack`` files in recorded order; returns the instances found."""
     instances, files = scan_pack_files(report.run_dir, report.warnings)
-    ordered = _recorded_order(files)
+    ordered = recorded_order(files)
     known = catalog.snapshot_ids([f.path for f in ordered])
     todo = [f for f in ordered if catalog.stored_path(f.path) not in known]
     report.snapshots_already_known = len(ordered) - len(todo)
@@ -268,7 +275,7 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-def _recorded_order(files: Sequence[PackFile]) -> list[PackFile]:
+def recorded_order(files: Sequence[PackFile]) -> list[PackFile]:
     """The order to record files in: by modification time, ties by instance, then number.
 
     Within one instance the file number always decides, because MUSCLE3's
@@ -294,22 +301,32 @@ def _loaded_snapshots(
     """Read each file lazily (the catalog records them in batches), skipping broken ones."""
     for item in files:
         try:
-            found = load_pack(item.path)
+            new = pack_snapshot(item)
         except SnapshotFileError as exc:
             warnings.append(f"Skipped {item.path}: {exc}. Nothing was recorded for it.")
         else:
-            new = NewSnapshot(
-                instance=item.instance,
-                path=item.path,
-                snapshot_filename=str(item.path),
-                snapshot=_metadata_only(found.snapshot),
-                size_bytes=found.size_bytes,
-                sha256=found.sha256,
-                sequence=item.number,
-            )
             progress.loaded += 1
             yield new
         progress.step()
+
+
+def pack_snapshot(item: PackFile) -> NewSnapshot:
+    """What to record for one ``.pack`` file: its metadata, size and checksum, without its data.
+
+    Raises:
+        SnapshotFileError: The file cannot be read or does not decode (yet:
+            MUSCLE3 writes it in place, so a reader can see it half-written).
+    """
+    found = load_pack(item.path)
+    return NewSnapshot(
+        instance=item.instance,
+        path=item.path,
+        snapshot_filename=str(item.path),
+        snapshot=_metadata_only(found.snapshot),
+        size_bytes=found.size_bytes,
+        sha256=found.sha256,
+        sequence=item.number,
+    )
 
 
 def _metadata_only(snapshot: Snapshot) -> Snapshot:
@@ -326,9 +343,7 @@ def _import_workflow_snapshots(
     catalog: Catalog, report: ImportReport, instances: Sequence[str]
 ) -> None:
     """Record each ``snapshots/snapshot_*.ymmsl`` of the run as a workflow snapshot, in order."""
-    known_files = {
-        _abspath(w.resume_file) for w in catalog.workflow_snapshots(report.run.id) if w.resume_file
-    }
+    known_files = recorded_resume_files(catalog, report.run.id)
     new: list[NewWorkflowSnapshot] = []
     for resume_file in resume_files(report.run_dir):
         if _abspath(resume_file) in known_files:
@@ -342,6 +357,15 @@ def _import_workflow_snapshots(
     report.workflow_snapshots_already_known += len(new) - report.workflow_snapshots_added
 
 
+def recorded_resume_files(catalog: Catalog, run_id: int) -> set[str]:
+    """The resume files (absolute paths) a run's recorded workflow snapshots came from.
+
+    Import and watch both skip these, which is what makes either one, run
+    after the other, add nothing.
+    """
+    return {_abspath(w.resume_file) for w in catalog.workflow_snapshots(run_id) if w.resume_file}
+
+
 def _workflow_snapshot(
     catalog: Catalog,
     report: ImportReport,
@@ -350,37 +374,107 @@ def _workflow_snapshot(
 ) -> NewWorkflowSnapshot | None:
     """The workflow snapshot a resume file describes, or None (with a warning) if unusable."""
     try:
-        document = parse_ymmsl(resume_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        report.warnings.append(f"Skipped workflow snapshot {resume_file}: {one_line(exc)}.")
+        document = parse_resume_file(resume_file)
+    except ValueError as exc:
+        report.warnings.append(f"Skipped workflow snapshot {resume_file}: {exc}.")
         return None
+    found = workflow_snapshot_from(catalog, report.run_dir, resume_file, document, instances)
+    if found.problem is not None:
+        report.warnings.append(found.problem)
+        return None
+    report.relocated_paths += len(found.relocated)
+    for written in found.relocated:
+        report.original_run_dir = report.original_run_dir or original_run_dir(written)
+    return found.workflow_snapshot
+
+
+def parse_resume_file(resume_file: Path) -> YmmslDocument:
+    """Read a ``snapshot_*.ymmsl`` resume file.
+
+    Raises:
+        ValueError: It cannot be read or is not yMMSL (the message is one
+            line): possibly because it is still being written.
+    """
+    try:
+        return parse_ymmsl(resume_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(one_line(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ResumeFileReading:
+    """What a parsed resume file amounts to in a catalog.
+
+    Attributes:
+        workflow_snapshot: What to record, or None if it cannot be recorded.
+        problem: Why not, as one sentence naming the file; None if it can.
+        relocated: The snapshot paths, as written, that did not exist and
+            were resolved against the run directory.
+    """
+
+    workflow_snapshot: NewWorkflowSnapshot | None
+    problem: str | None = None
+    relocated: tuple[PurePath, ...] = ()
+
+
+def workflow_snapshot_from(
+    catalog: Catalog,
+    run_dir: Path,
+    resume_file: Path,
+    document: YmmslDocument,
+    instances: Sequence[str],
+    *,
+    source: Source = Source.IMPORT,
+) -> ResumeFileReading:
+    """The workflow snapshot a resume file describes, with members as catalog snapshot ids.
+
+    Its members are every instance of the run (``instances``, the description's
+    table and the resume section); those in the resume section resume from the
+    snapshot named there, the others restart. The member set is the workflow
+    snapshot's identity, so whoever reads the file must compute it this way.
+
+    Args:
+        catalog: The catalog holding the run's snapshots.
+        run_dir: The run directory (absolute), for relocating moved paths.
+        resume_file: The file, recorded as the workflow snapshot's resume file.
+        document: The file, parsed.
+        instances: The run's instance folders.
+        source: Who is recording it.
+
+    Returns:
+        The workflow snapshot, or the problem if a snapshot it names is not
+        recorded (not a snapshot of this catalog, or not recorded yet).
+    """
     members: dict[str, int | None] = dict.fromkeys(
         [*instances, *table_instances(document.description), *document.resume]
     )
     resolved = {
-        instance: (written, *resolve_resume_path(written, report.run_dir))
+        instance: (written, *resolve_resume_path(written, run_dir))
         for instance, written in document.resume.items()
     }
     ids = catalog.snapshot_ids([path for _written, path, _relocated in resolved.values()])
-    for instance, (written, path, relocated) in resolved.items():
+    relocated: list[PurePath] = []
+    for instance, (written, path, was_relocated) in resolved.items():
         snapshot_id = ids.get(catalog.stored_path(path))
         if snapshot_id is None:
-            report.warnings.append(
+            return ResumeFileReading(
+                None,
                 f"Skipped workflow snapshot {resume_file}: {instance} resumes from {written}"
-                + (f" (looked for {path})" if relocated else "")
-                + ", which is not a recorded snapshot."
+                + (f" (looked for {path})" if was_relocated else "")
+                + ", which is not a recorded snapshot.",
             )
-            return None
-        if relocated:
-            report.relocated_paths += 1
-            report.original_run_dir = report.original_run_dir or original_run_dir(written)
+        if was_relocated:
+            relocated.append(written)
         members[instance] = snapshot_id
     ordered = {name: members[name] for name in sorted(members, key=instance_sort_key)}
-    return NewWorkflowSnapshot(
-        members=ordered,
-        description=document.description,
-        resume_file=resume_file,
-        source=Source.IMPORT,
+    return ResumeFileReading(
+        NewWorkflowSnapshot(
+            members=ordered,
+            description=document.description,
+            resume_file=resume_file,
+            source=source,
+        ),
+        relocated=tuple(relocated),
     )
 
 
