@@ -21,9 +21,9 @@ which catalogued snapshot it was copied from.
 
 Where the catalog is, when none is given, is decided by
 :func:`catalog.location.catalog_for_snapshot_directory`: the
-``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the run directory's
-``snapshot_catalog.sqlite`` (MUSCLE3's layout), else one in the snapshot
-directory.
+``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the nearest
+``snapshot_catalog.sqlite`` in the run directory (MUSCLE3's layout; else the
+snapshot directory) or above it, else a new one there.
 """
 
 from __future__ import annotations

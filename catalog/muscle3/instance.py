@@ -239,8 +239,9 @@ class Instance(libmuscle.Instance):
     and when not resuming the settings overlay is left alone (no empty
     overlay is applied), as libmuscle's own manager does.
 
-    The catalog is ``$MUSCLE_SNAPSHOT_CATALOG`` if set, else
-    ``<run dir>/snapshot_catalog.sqlite``.
+    The catalog is ``$MUSCLE_SNAPSHOT_CATALOG`` if set, else the nearest
+    ``snapshot_catalog.sqlite`` in the run directory or above it, else a new
+    one in the run directory (see :mod:`catalog.location`).
 
     Args:
         ports: The ports of the component per operator, as for libmuscle.
