@@ -10,11 +10,12 @@ One module per group of commands:
 * :mod:`.snapshots`: ``snapshots``, ``show``;
 * :mod:`.workflows`: ``workflows``, ``resume``, ``reindex``;
 * :mod:`.schema`: ``init``, ``upgrade``;
+* :mod:`.watch`: ``watch`` run directories while ``muscle_manager`` runs them;
 * :mod:`.output`: tables, JSON and progress bars.
 """
 
-from catalog.cli import runs, schema, snapshots, workflows
+from catalog.cli import runs, schema, snapshots, watch, workflows
 from catalog.cli.group import cli, main
 from catalog.cli.snapshots import describe_data
 
-__all__ = ["cli", "describe_data", "main", "runs", "schema", "snapshots", "workflows"]
+__all__ = ["cli", "describe_data", "main", "runs", "schema", "snapshots", "watch", "workflows"]
