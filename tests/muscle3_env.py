@@ -8,9 +8,10 @@ package installed editable from the working tree (so it always runs the code
 under test, never a stale copy).
 
 The environment is built once and reused: a stamp file records what it was
-built from (the MUSCLE3 version and ``pyproject.toml``), and a changed stamp
-rebuilds it. A file lock makes concurrent test sessions (or CI and a
-developer) wait for one build instead of racing on the same directory.
+built from (the MUSCLE3 version, ``pyproject.toml``, the checkout's path and
+the Python version), and a changed stamp rebuilds it. A file lock makes
+concurrent test sessions (or CI and a developer) wait for one build instead
+of racing on the same directory.
 
 Building needs the package index. Without it the 0.11 tests are skipped with
 the reason, unless ``MUSCLE_CATALOG_REQUIRE_MUSCLE3_011=1`` (set by
@@ -56,8 +57,18 @@ def venv_python(venv: Path) -> Path:
 
 
 def _wanted_stamp() -> dict[str, str]:
+    """What the environment is built from; it is rebuilt when any of this changes.
+
+    The checkout's path is part of it because the editable install points
+    there: a moved or copied checkout must not run another checkout's code.
+    """
     pyproject = (REPO / "pyproject.toml").read_bytes()
-    return {"muscle3": MUSCLE3_011, "pyproject_sha256": hashlib.sha256(pyproject).hexdigest()}
+    return {
+        "muscle3": MUSCLE3_011,
+        "pyproject_sha256": hashlib.sha256(pyproject).hexdigest(),
+        "checkout": str(REPO),
+        "python": ".".join(map(str, sys.version_info[:2])),
+    }
 
 
 def _is_current(venv: Path) -> bool:
@@ -115,15 +126,28 @@ def build_muscle3_011_env(venv: Path = VENV_011) -> Path:
         return python
 
 
+#: This session's outcome of :func:`build_muscle3_011_env`, so that it runs once per session.
+_SESSION: dict[str, Path | Muscle3EnvError] = {}
+
+
 def muscle3_011_python_or_skip() -> Path:
-    """The 0.11 environment's Python, building it if needed; skip (or fail in CI) without it."""
-    try:
-        return build_muscle3_011_env()
-    except Muscle3EnvError as exc:
-        reason = f"no MUSCLE3 {MUSCLE3_011} environment at {VENV_011}: {exc}"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
-        pytest.skip(reason)
+    """The 0.11 environment's Python, building it if needed; skip (or fail in CI) without it.
+
+    The outcome is kept for the rest of the test session, a failure included,
+    so that a missing package index costs one attempt, not one per test.
+    """
+    if "outcome" not in _SESSION:
+        try:
+            _SESSION["outcome"] = build_muscle3_011_env()
+        except Muscle3EnvError as exc:
+            _SESSION["outcome"] = exc
+    outcome = _SESSION["outcome"]
+    if isinstance(outcome, Path):
+        return outcome
+    reason = f"no MUSCLE3 {MUSCLE3_011} environment at {VENV_011}: {outcome}"
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

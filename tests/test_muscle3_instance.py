@@ -30,6 +30,7 @@ from catalog.run_dir import parse_ymmsl, resume_files
 from catalog.snapshot import Snapshot, SnapshotMetadata
 from catalog.store import load_pack
 
+from . import muscle3_env
 from .muscle3_env import muscle3_011_python_or_skip
 
 libmuscle = pytest.importorskip("libmuscle", reason="needs the 'test' extra (muscle3 0.10)")
@@ -62,6 +63,21 @@ def _in_environment(version: str, check: str, *paths: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "compared, libmuscle 0.11" in done.stdout
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_without_the_0_11_environment_its_tests_skip_unless_required(
+    required: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_index(*_args: object) -> Path:
+        raise muscle3_env.Muscle3EnvError("installing muscle3==0.11.0 failed: no index")
+
+    monkeypatch.setattr(muscle3_env, "build_muscle3_011_env", no_index)
+    monkeypatch.setattr(muscle3_env, "_SESSION", {})
+    monkeypatch.setenv(muscle3_env.REQUIRE_ENV, "1" if required else "0")
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="no index"):
+        muscle3_env.muscle3_011_python_or_skip()
 
 
 # --------------------------------------------------------------------------- same as libmuscle
