@@ -78,8 +78,10 @@ class SnapshotManager:
 
     Attributes:
         resume_overlay: The settings overlay of the snapshot resumed from, or
-            None when not resuming (libmuscle's Instance applies it only
-            when it is not None, as with libmuscle's own manager).
+            None when not resuming, as libmuscle's own manager has it:
+            libmuscle's Instance applies the overlay only when it is not
+            None, so when not resuming its overlay is left alone rather than
+            replaced by an empty one.
     """
 
     def __init__(
