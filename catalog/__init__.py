@@ -24,36 +24,104 @@ which catalog to use, ``records`` and ``enums`` the types all of them share;
 ``cli`` is the ``muscle-catalog`` command.
 """
 
-from catalog.catalog import Catalog, open_catalog
-from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
-from catalog.errors import (
-    CatalogError,
-    CatalogTooNewError,
-    CatalogTooOldError,
-    InvalidInstanceError,
-    ResumeSelectionError,
-    RunDirectoryError,
-    SchemaVersionError,
-    SnapshotFileError,
-    SnapshotWriteError,
-)
-from catalog.instance import SnapshotManager
-from catalog.location import CATALOG_ENV
-from catalog.message import ClosePort, Grid, Message, Milestone
-from catalog.records import (
-    NewSnapshot,
-    NewWorkflowSnapshot,
-    RecordList,
-    RunRecord,
-    SnapshotRecord,
-    WorkflowSnapshotRecord,
-)
-from catalog.registry import SnapshotRegistry
-from catalog.replay import ReindexReport, reindex_run, workflows_containing
-from catalog.resume import ResumeFile, resume_file_for, select_workflow_snapshot
-from catalog.run_import import ImportReport, import_run_directories, import_run_directory
-from catalog.snapshot import Snapshot, SnapshotMetadata
-from catalog.topology import TopologyError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from catalog.catalog import Catalog, open_catalog
+    from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
+    from catalog.errors import (
+        CatalogError,
+        CatalogTooNewError,
+        CatalogTooOldError,
+        InvalidInstanceError,
+        ResumeSelectionError,
+        RunDirectoryError,
+        SchemaVersionError,
+        SnapshotFileError,
+        SnapshotWriteError,
+    )
+    from catalog.instance import SnapshotManager
+    from catalog.location import CATALOG_ENV
+    from catalog.message import ClosePort, Grid, Message, Milestone
+    from catalog.records import (
+        NewSnapshot,
+        NewWorkflowSnapshot,
+        RecordList,
+        RunRecord,
+        SnapshotRecord,
+        WorkflowSnapshotRecord,
+    )
+    from catalog.registry import SnapshotRegistry
+    from catalog.replay import ReindexReport, reindex_run, workflows_containing
+    from catalog.resume import ResumeFile, resume_file_for, select_workflow_snapshot
+    from catalog.run_import import ImportReport, import_run_directories, import_run_directory
+    from catalog.snapshot import Snapshot, SnapshotMetadata
+    from catalog.topology import TopologyError
+
+#: Where each public name lives. Names are imported on first use (PEP 562), so
+#: that ``import catalog.muscle3`` in a simulation, or the command line's
+#: ``--help``, does not import the database layer, the registry and ymmsl it
+#: may never need; ``from catalog import X`` works as before.
+_LAZY = {
+    "Catalog": "catalog.catalog",
+    "CATALOG_ENV": "catalog.location",
+    "CatalogError": "catalog.errors",
+    "CatalogTooNewError": "catalog.errors",
+    "CatalogTooOldError": "catalog.errors",
+    "ClosePort": "catalog.message",
+    "Grid": "catalog.message",
+    "import_run_directories": "catalog.run_import",
+    "import_run_directory": "catalog.run_import",
+    "ImportReport": "catalog.run_import",
+    "InvalidInstanceError": "catalog.errors",
+    "Message": "catalog.message",
+    "Milestone": "catalog.message",
+    "NewSnapshot": "catalog.records",
+    "NewWorkflowSnapshot": "catalog.records",
+    "open_catalog": "catalog.catalog",
+    "RecordList": "catalog.records",
+    "reindex_run": "catalog.replay",
+    "ReindexReport": "catalog.replay",
+    "resume_file_for": "catalog.resume",
+    "ResumeFile": "catalog.resume",
+    "ResumeSelectionError": "catalog.errors",
+    "RunDirectoryError": "catalog.errors",
+    "RunRecord": "catalog.records",
+    "RunStatus": "catalog.enums",
+    "SchemaVersionError": "catalog.errors",
+    "select_workflow_snapshot": "catalog.resume",
+    "Snapshot": "catalog.snapshot",
+    "SnapshotFileError": "catalog.errors",
+    "SnapshotManager": "catalog.instance",
+    "SnapshotMetadata": "catalog.snapshot",
+    "SnapshotRecord": "catalog.records",
+    "SnapshotRegistry": "catalog.registry",
+    "SnapshotStatus": "catalog.enums",
+    "SnapshotWriteError": "catalog.errors",
+    "Source": "catalog.enums",
+    "TopologyError": "catalog.topology",
+    "workflows_containing": "catalog.replay",
+    "WorkflowSnapshotRecord": "catalog.records",
+    "WorkflowStatus": "catalog.enums",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first used."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catalog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CATALOG_ENV",

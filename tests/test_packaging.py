@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,3 +21,14 @@ def test_every_package_directory_is_in_the_distribution() -> None:
     mapped = config["package-dir"]
     assert mapped["catalog.migrations"] == "migrations"
     assert {"catalog.migrations", "catalog.migrations.versions"} <= listed
+
+
+def test_every_public_name_resolves_and_the_package_imports_lightly() -> None:
+    """``import catalog`` loads names on first use, so it must not pull in the database layer."""
+    code = (
+        "import sys, catalog; heavy = {'sqlalchemy', 'alembic', 'ymmsl', 'numpy'} & "
+        "{m.split('.')[0] for m in sys.modules}; "
+        "[getattr(catalog, name) for name in catalog.__all__]; print(sorted(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
