@@ -330,6 +330,14 @@ def test_several_runs_are_watched_at_once(catalog: Catalog, tmp_path: Path) -> N
     assert [r.libmuscle_version for r in reports] == [None, "0.11.0"]
 
 
+def test_a_resumed_run_is_linked_to_its_origin(catalog: Catalog) -> None:
+    origin = import_run_directory(catalog, RUNS / "v0.11/mm_scalar")
+    (report,), _seen = watch(catalog, RUNS / "v0.11/mm_scalar_resume")
+    assert report.outcome == WatchOutcome.FINISHED and report.warnings == []
+    assert report.resumed_from is not None and report.resumed_from.id == origin.run_id
+    assert report.run is not None and report.run.resumed_from_run_id == origin.run_id
+
+
 def test_timeout_records_what_is_there_and_warns_once_per_broken_file(
     catalog: Catalog, tmp_path: Path
 ) -> None:
