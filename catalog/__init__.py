@@ -17,7 +17,9 @@ The data flow, one module per step:
   ``workflow_search`` -> ``resume_file``; ``muscle3`` adapts it (and later the
   instance side) to real MUSCLE3 releases;
 * a resume point: ``resume`` picks one, ``replay`` recomputes them, ``lineage``
-  says which run resumed from which.
+  says which run resumed from which;
+* ``watch`` records a run that plain MUSCLE3 is running, as ``run_import`` does
+  for finished ones.
 
 ``run_dir`` knows MUSCLE3's run-directory layout and yMMSL, ``location``
 which catalog to use, ``records`` and ``enums`` the types all of them share;

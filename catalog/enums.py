@@ -19,7 +19,8 @@ class Source(StrEnum):
     """How a run or a workflow snapshot came into the catalog.
 
     Runs are ``live`` (recorded while running, by the instances or the
-    registry) or ``import`` (a finished run directory was read). Workflow
+    registry), ``import`` (a finished run directory was read) or ``watch``
+    (recorded by watching a run that plain MUSCLE3 runs). Workflow
     snapshots are ``registry`` (found by our registry while the run went on),
     ``import`` (read from a ``snapshot_*.ymmsl`` MUSCLE3 wrote), ``reindex``
     (recomputed from the recorded snapshots) or ``watch`` (found by watching

@@ -86,7 +86,7 @@ class RunRecord:
         name: Short name (by default the run directory's name).
         run_dir: The run directory, absolute.
         model_name: The yMMSL model's name, if known.
-        source: ``live`` (recorded while running) or ``import``.
+        source: ``live`` (recorded while running), ``import`` or ``watch``.
         created_at: When the run was first recorded (when it started, for runs
             recorded live).
         finished_at: When it ended, if that is known.
