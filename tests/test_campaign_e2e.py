@@ -188,3 +188,41 @@ def test_killed_and_resumed_campaign_ends_where_the_full_run_ends(
         # run3's resumed copies record the snapshots they were copied from
         copies = [s for s in catalog.snapshots(run="run3") if s.copied_from_snapshot_id]
         assert {catalog.snapshot(s.copied_from_snapshot_id or 0).run for s in copies} == {"run2"}
+
+
+def test_watch_records_a_plain_manager_run_as_muscle3_wrote_it(
+    toolchain: Toolchain, tmp_path: Path
+) -> None:
+    """Plain muscle_manager, the instances on catalog.muscle3.Instance, watch beside them."""
+    root = tmp_path / "campaign"
+    root.mkdir()
+    campaign = Campaign(root, toolchain)
+    campaign.cli("init")
+    (root / "plain").mkdir()
+    watcher = subprocess.Popen(
+        [toolchain.command("muscle-catalog"), "watch", "plain", "--timeout", "240"],
+        cwd=root, env=campaign.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    manager = subprocess.run(
+        [toolchain.command("muscle_manager"), "--start-all", "--run-dir", "plain",
+         str(campaign.model)],
+        cwd=root, env=campaign.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert manager.returncode == 0, manager.stdout + manager.stderr
+    out, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, out + err
+
+    with open_catalog(root / "snapshot_catalog.sqlite") as catalog:
+        (run,) = catalog.runs()
+        assert run.status == "finished"
+        packs = sorted((root / "plain" / "instances").glob("*/snapshots/*.pack"))
+        assert sorted(s.path for s in catalog.snapshots(run=run.id)) == packs
+        written = sorted((root / "plain" / "snapshots").glob("snapshot_*.ymmsl"))
+        workflows = catalog.workflow_snapshots(run=run.id)
+        assert len(written) > 1
+        assert sorted(w.resume_file for w in workflows if w.resume_file) == written
+        for workflow in workflows:  # the members are the files each resume file names
+            assert workflow.resume_file is not None
+            text = workflow.resume_file.read_text()
+            for path in workflow.resume.values():
+                assert path in text
