@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     )
     from catalog.instance import SnapshotManager
     from catalog.location import CATALOG_ENV
+    from catalog.maintenance.gc import gc
     from catalog.message import ClosePort, Grid, Message, Milestone
     from catalog.records import (
         NewSnapshot,
@@ -74,6 +75,7 @@ _LAZY = {
     "CatalogTooNewError": "catalog.errors",
     "CatalogTooOldError": "catalog.errors",
     "ClosePort": "catalog.message",
+    "gc": "catalog.maintenance.gc",
     "Grid": "catalog.message",
     "import_run_directories": "catalog.run_import",
     "import_run_directory": "catalog.run_import",
@@ -159,6 +161,7 @@ __all__ = [
     "TopologyError",
     "WorkflowSnapshotRecord",
     "WorkflowStatus",
+    "gc",
     "import_run_directories",
     "import_run_directory",
     "open_catalog",
