@@ -449,6 +449,12 @@ import catalog.maintenance.gc as gc
 limit = int(os.environ["KILL_AFTER"])
 done = [0]
 real = gc._unlink
+real_mark = gc._mark
+def mark(*args):
+    real_mark(*args)
+    if limit < 0:  # after the UPDATEs, before the commit
+        os.kill(os.getpid(), signal.SIGKILL)
+gc._mark = mark
 def unlink(path):
     if done[0] == limit:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -458,6 +464,24 @@ gc._unlink = unlink
 from catalog.cli import cli
 cli(sys.argv[1:], prog_name="muscle-catalog")
 """
+
+
+def test_kill_9_before_the_marks_commit_changes_nothing(catalog_url: str, tmp_path: Path) -> None:
+    with open_catalog(catalog_url) as catalog:
+        make_campaign(catalog, tmp_path / "campaign", CAMPAIGN[:2])
+        before = catalog.snapshots()
+    args = ["--catalog", catalog_url, "gc", "--keep-last", "1", "--yes"]
+    done = subprocess.run(
+        [sys.executable, "-c", KILLER, *args],
+        env={**os.environ, "KILL_AFTER": "-1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with open_catalog(catalog_url) as catalog:
+        assert catalog.snapshots() == before
+        assert all(s.path.is_file() for s in before)
+        assert gc(catalog, RetentionPolicy((KeepLast(1),)), dry_run=False).deleted
 
 
 @pytest.mark.parametrize("seed", range(4))

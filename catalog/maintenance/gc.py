@@ -393,6 +393,12 @@ def gc(
     now = dt.datetime.now(dt.UTC)
     session_factory = catalog.read_session if dry_run else catalog.write_session
     with session_factory() as session:
+        if not dry_run:
+            # PostgreSQL: hold every run's row lock, which recording snapshots and
+            # lineage also take, so that no run starts resuming from (or adds to)
+            # what the plan sees until the marks are committed. SQLite's write
+            # transaction already excludes every other writer.
+            session.execute(select(Run.id).with_for_update()).all()
         state = load_state(session)
         decided = plan(state, policy, now, run_id)
         if not dry_run:
