@@ -41,10 +41,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from sqlalchemy import select
+
 from catalog.catalog import Catalog
+from catalog.db.schema import Run, SnapshotRow
 from catalog.enums import Source
 from catalog.errors import SnapshotFileError
 from catalog.lineage import link_lineage
+from catalog.maintenance.relocate import relocate
+from catalog.maintenance.verify import file_problem
 from catalog.message import Message
 from catalog.naming import instance_sort_key
 from catalog.records import NewSnapshot, NewWorkflowSnapshot, RunRecord
@@ -94,6 +99,9 @@ class ImportReport:
             whose lineage this import made known.
         warnings: Problems: files left out and why.
         notes: Things worth knowing that are not problems.
+        relocated_from: Where the run was recorded before, when this import
+            found it moved (its old directory gone, its files here) and
+            relocated it instead of adding a new run.
     """
 
     run: RunRecord
@@ -108,6 +116,7 @@ class ImportReport:
     newly_linked: list[RunRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    relocated_from: Path | None = None
 
     @property
     def run_id(self) -> int:
@@ -137,7 +146,10 @@ def import_run_directory(
     Raises:
         RunDirectoryError: ``run_dir`` is not a MUSCLE3 run directory.
     """
-    directory = check_run_directory(run_dir)
+    checked = check_run_directory(run_dir)
+    recorded = recorded_run_dir(catalog, checked)
+    directory = recorded if recorded is not None else Path(os.path.realpath(checked))
+    relocated_from = _relocate_moved_run(catalog, directory) if recorded is None else None
     warnings: list[str] = []
     configuration_text, document = read_configuration(directory, warnings)
     run = catalog.ensure_run(
@@ -147,7 +159,14 @@ def import_run_directory(
         configuration=configuration_text,
         source=Source.IMPORT,
     )
-    report = ImportReport(run=run, run_dir=directory, warnings=warnings)
+    report = ImportReport(
+        run=run, run_dir=directory, warnings=warnings, relocated_from=relocated_from
+    )
+    if relocated_from is not None:
+        report.notes.append(
+            f"{directory} holds the files of run {run.name!r}, recorded at {relocated_from}, "
+            "which no longer exists: the run was relocated here instead of being added again."
+        )
     instances = _import_snapshots(catalog, report, progress)
     _import_workflow_snapshots(catalog, report, instances)
     report.newly_linked = link_lineage(catalog)
@@ -189,6 +208,85 @@ def import_run_directories(
 
 
 # --------------------------------------------------------------------------- the run
+
+
+def recorded_run_dir(catalog: Catalog, directory: Path) -> Path | None:
+    """The run directory as recorded for the same real directory, or None if no run has it.
+
+    A run is its real directory: reached through a symlink or its target, it
+    is one run. Runs recorded before paths were resolved keep the form they
+    were recorded under, so this compares each recorded directory resolved.
+    """
+    real = os.path.realpath(directory)
+    with catalog.read_session() as session:
+        stored = list(session.scalars(select(Run.run_dir).order_by(Run.id)))
+    for form in stored:
+        path = catalog.resolve_path(form)
+        if os.path.abspath(path) == os.path.abspath(directory) or os.path.realpath(path) == real:
+            return path
+    return None
+
+
+def canonical_run_dir(catalog: Catalog, directory: Path) -> Path:
+    """The one path a run directory is recorded (and its files looked up) under.
+
+    That is the path an existing run was recorded under, else the directory
+    with every symlink resolved, so that importing or watching through a
+    symlink and through its target finds one run with one set of snapshot
+    paths, never two.
+
+    Args:
+        catalog: The catalog.
+        directory: The run directory, absolute.
+
+    Returns:
+        The path to record and to read files under.
+    """
+    recorded = recorded_run_dir(catalog, directory)
+    return recorded if recorded is not None else Path(os.path.realpath(directory))
+
+
+def _relocate_moved_run(catalog: Catalog, directory: Path) -> Path | None:
+    """Relocate a recorded run whose directory is gone and whose files are all here.
+
+    A run directory copied or moved off a cluster is the same run: recording
+    it again would double its snapshots and break the lineage of the runs
+    resumed from it. A run matches when its directory no longer exists and
+    every one of its recorded files that is here (at least one) has the same
+    size and sha256; sizes are compared first so that unrelated runs cost no
+    hashing.
+
+    Returns:
+        The old directory of the run that was relocated, or None.
+    """
+    for run in catalog.runs():
+        old = run.run_dir
+        if old.exists() or not _same_files(catalog, run.id, old, directory):
+            continue
+        relocate(catalog, old, directory)
+        return old
+    return None
+
+
+def _same_files(catalog: Catalog, run_id: int, old: Path, directory: Path) -> bool:
+    query = select(SnapshotRow.path, SnapshotRow.size_bytes, SnapshotRow.sha256).where(
+        SnapshotRow.run_id == run_id
+    )
+    with catalog.read_session() as session:
+        rows = list(session.execute(query))
+    here: list[tuple[Path, int | None, str | None]] = []
+    for stored, size, digest in rows:
+        path = catalog.resolve_path(stored)
+        if not path.is_relative_to(old):
+            continue
+        moved = directory / path.relative_to(old)
+        if moved.is_file():
+            if size is not None and moved.stat().st_size != size:
+                return False
+            here.append((moved, size, digest))
+    if not here:
+        return False
+    return all(file_problem(path, size, digest, quick=False) is None for path, size, digest in here)
 
 
 def run_name(catalog: Catalog, directory: Path) -> str:

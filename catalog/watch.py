@@ -71,6 +71,7 @@ from catalog.run_dir import (
     table_instances,
 )
 from catalog.run_import import (
+    canonical_run_dir,
     pack_snapshot,
     parse_resume_file,
     read_configuration,
@@ -385,7 +386,7 @@ class _RunWatch:
 
     def __init__(self, catalog: Catalog, directory: Path, now: float) -> None:
         self.catalog = catalog
-        self.directory = directory
+        self.directory = canonical_run_dir(catalog, directory)
         self.report = WatchReport(run_dir=directory)
         self.log = ManagerLog(directory / MANAGER_LOG)
         self.run_id: int | None = None

@@ -12,11 +12,13 @@ One module per group of commands:
 * :mod:`.schema`: ``init``, ``upgrade``;
 * :mod:`.watch`: ``watch`` run directories while ``muscle_manager`` runs them;
 * :mod:`.housekeeping`: ``gc``, ``forget``, ``du``, ``copy``: clean up and move a campaign;
+* :mod:`.verify`: ``verify`` files and workflow snapshots, ``relocate`` moved runs;
 * :mod:`.output`: tables, JSON and progress bars.
 """
 
 from catalog.cli import housekeeping as housekeeping
 from catalog.cli import runs, schema, snapshots, watch, workflows
+from catalog.cli import verify as verify
 from catalog.cli.group import cli, main
 from catalog.cli.snapshots import describe_data
 
