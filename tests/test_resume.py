@@ -9,21 +9,34 @@ from typing import Any
 
 import pytest
 import ymmsl
+from click.testing import CliRunner
+from sqlalchemy import update
 
 from catalog.catalog import Catalog, open_catalog
+from catalog.cli import cli
 from catalog.consistency import snapshots_consistent
-from catalog.enums import Source
+from catalog.db.schema import WorkflowSnapshotRow
+from catalog.enums import Source, WorkflowStatus
 from catalog.errors import ResumeSelectionError
 from catalog.replay import reindex_run, workflows_containing
-from catalog.resume import resume_file_for, select_workflow_snapshot
+from catalog.resume import choose_workflow_snapshot, resume_file_for, select_workflow_snapshot
 from catalog.topology import Topology
+from tests.conftest import RUNS
 from tests.registry_streams import FIXED_DATE, all_streams, replay_registry, run_dir_of
 
 STREAMS = {s.name: s for s in all_streams()}
 
 
+def _touch_recorded_files(catalog: Catalog) -> None:
+    """Replayed streams record metadata only; resume selection needs the files to exist."""
+    for record in catalog.snapshots():
+        record.path.parent.mkdir(parents=True, exist_ok=True)
+        record.path.touch()
+
+
 def test_latest_and_before_time(catalog: Catalog, tmp_path: Path) -> None:
     registry = replay_registry(STREAMS["mm_vector3_sim04"], catalog, tmp_path)
+    _touch_recorded_files(catalog)
     records = catalog.workflow_snapshots(run=registry.run.id)
     latest = select_workflow_snapshot(catalog, run=registry.run.id)
     finite = [r for r in records if r.timestamp is not None and not math.isnan(r.timestamp)]
@@ -116,3 +129,76 @@ def test_alternatives_are_listed_lazily_with_a_limit(tmp_path: Path) -> None:
                         own_is_restart=snapshot is None,
                         peer_is_restart=other is None,
                     )
+
+
+# --------------------------------------------------------------------------- broken points
+
+
+def _imported_vector5(catalog: Catalog, tmp_path: Path) -> Path:
+    from catalog.run_import import import_run_directory
+
+    run_dir = tmp_path / "mm_vector5"
+    shutil.copytree(RUNS / "v0.10" / "mm_vector5", run_dir)
+    import_run_directory(catalog, run_dir)
+    return run_dir
+
+
+def _newest_first(catalog: Catalog) -> list[int]:
+    records = catalog.workflow_snapshots()
+    return [
+        w.id
+        for w in sorted(
+            records, key=lambda w: (w.timestamp if w.timestamp is not None else -1, w.sequence)
+        )
+    ][::-1]
+
+
+def test_resume_skips_newer_broken_points_and_says_why(
+    catalog_url: str, catalog: Catalog, tmp_path: Path
+) -> None:
+    run_dir = _imported_vector5(catalog, tmp_path)
+    newest, second, third = _newest_first(catalog)[:3]
+    assert select_workflow_snapshot(catalog).id == newest
+    members = catalog.workflow_snapshot(newest).member_ids
+    shared = set(catalog.workflow_snapshot(second).member_ids.values())
+    changed_id = min(s for s in members.values() if s is not None and s not in shared)
+    path = catalog.snapshot(changed_id).path
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # same size: only the sha256 tells
+    path.write_bytes(bytes(data))
+
+    choice = choose_workflow_snapshot(catalog)
+    assert choice.record.id == second
+    assert [s.record.id for s in choice.skipped] == [newest]
+    assert "sha256 differs" in choice.skipped[0].reason and str(path) in choice.skipped[0].reason
+    assert select_workflow_snapshot(catalog).id == second  # existing callers: a record
+    # by id is the caller's choice, broken or not
+    assert choose_workflow_snapshot(catalog, workflow_id=newest).record.id == newest
+
+    result = CliRunner().invoke(cli, ["--catalog", catalog_url, "resume", "--latest"])
+    assert result.exit_code == 0, result.output
+    assert f"Skipped workflow snapshot {newest}" in result.stderr
+    assert f"Workflow snapshot {second} " in result.stderr
+    assert str(run_dir) in result.stdout
+
+    # marked unresumable: skipped without reading its files
+    with catalog.write_session() as session:
+        session.execute(
+            update(WorkflowSnapshotRow)
+            .where(WorkflowSnapshotRow.id == second)
+            .values(status=WorkflowStatus.UNRESUMABLE)
+        )
+    choice = choose_workflow_snapshot(
+        catalog, before_time=catalog.workflow_snapshot(second).timestamp
+    )
+    assert choice.record.id == third
+    assert [s.record.id for s in choice.skipped] == [second]
+    assert "marked unresumable" in choice.skipped[0].reason
+
+
+def test_resume_refuses_when_every_point_is_broken(catalog: Catalog, tmp_path: Path) -> None:
+    run_dir = _imported_vector5(catalog, tmp_path)
+    for pack in run_dir.glob("instances/macro/snapshots/*.pack"):
+        pack.unlink()
+    with pytest.raises(ResumeSelectionError, match="can be resumed from"):
+        select_workflow_snapshot(catalog)

@@ -14,7 +14,7 @@ from catalog.cli.output import echo_json, listing_table, stdout
 from catalog.errors import CatalogError
 from catalog.records import SnapshotRecord
 from catalog.replay import reindex_run, workflows_containing
-from catalog.resume import resume_file_for, select_workflow_snapshot, simulation_time
+from catalog.resume import choose_workflow_snapshot, resume_file_for, simulation_time
 
 
 @cli.command("workflows")
@@ -114,9 +114,17 @@ def resume_command(
     """
     del choice  # --latest is what happens without --id or --before-time
     catalog = get_options(ctx).open(ctx, create=False)
-    record = select_workflow_snapshot(
+    chosen = choose_workflow_snapshot(
         catalog, run=run, workflow_id=workflow_id, before_time=before_time
     )
+    record = chosen.record
+    err = Console(stderr=True)
+    for skipped in chosen.skipped:
+        err.print(
+            f"Skipped workflow snapshot {skipped.record.id} of run {skipped.record.run!r} "
+            f"(simulation time {simulation_time(skipped.record)}): {skipped.reason}",
+            highlight=False,
+        )
     resume = resume_file_for(catalog, record)
     if resume.missing and not allow_missing:
         raise CatalogError(
@@ -124,7 +132,6 @@ def resume_command(
             f"not here: {', '.join(resume.missing[:3])}{' ...' if len(resume.missing) > 3 else ''}."
             " Restore them (or pass --allow-missing)."
         )
-    err = Console(stderr=True)
     err.print(
         f"Workflow snapshot {record.id} of run {record.run!r} (#{record.sequence}), simulation "
         f"time {simulation_time(record)}: {len(resume.resume)} instances resume, "
