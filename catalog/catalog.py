@@ -53,7 +53,13 @@ from catalog.db.schema import (
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import CatalogError
-from catalog.location import default_catalog_in, display_location, sqlite_file, to_url
+from catalog.location import (
+    default_catalog_in,
+    display_location,
+    sqlite_file,
+    stored_path,
+    to_url,
+)
 from catalog.naming import instance_sort_key
 from catalog.records import (
     NewSnapshot,
@@ -89,7 +95,6 @@ class Catalog:
         self.location = display_location(url)
         db_file = sqlite_file(url)
         self.root: Path | None = db_file.parent if db_file is not None else None
-        self._root_prefix = os.path.join(str(self.root), "") if self.root is not None else ""
         if db_file is not None and not db_file.parent.is_dir():
             raise CatalogError(
                 f"Cannot open the catalog {db_file}: the directory {db_file.parent} does not "
@@ -136,10 +141,7 @@ class Catalog:
 
     def stored_path(self, path: Path | str) -> str:
         """How a path is stored: relative to the root when below it, else absolute."""
-        absolute = os.path.abspath(path)
-        if self.root is not None and absolute.startswith(self._root_prefix):
-            return absolute[len(self._root_prefix) :].replace(os.sep, "/")
-        return absolute
+        return stored_path(path, self.root)
 
     def resolve_path(self, stored: str) -> Path:
         """The absolute path of a stored path."""

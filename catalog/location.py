@@ -28,10 +28,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
+from typing import TYPE_CHECKING
 
 from catalog.run_dir import run_dir_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 #: Environment variable naming the catalog (a path or a SQLAlchemy URL).
 CATALOG_ENV = "MUSCLE_SNAPSHOT_CATALOG"
@@ -143,10 +145,43 @@ def to_url(path_or_url: str | os.PathLike[str]) -> URL:
         A SQLAlchemy URL; plain paths become absolute ``sqlite:///`` URLs so
         that the catalog does not depend on the working directory.
     """
+    from sqlalchemy.engine import URL, make_url
+
+    db_file = sqlite_path(path_or_url)
+    if db_file is None:
+        return make_url(os.fspath(path_or_url))
+    return URL.create("sqlite", database=str(db_file))
+
+
+def sqlite_path(path_or_url: str | os.PathLike[str]) -> Path | None:
+    """The SQLite file a plain path names (absolute), or None for a URL.
+
+    This is what :func:`to_url` makes of a path, without importing
+    SQLAlchemy, for the instance side's light recorder.
+    """
     text = os.fspath(path_or_url)
     if "://" in text:
-        return make_url(text)
-    return URL.create("sqlite", database=str(Path(text).expanduser().absolute()))
+        return None
+    return Path(text).expanduser().absolute()
+
+
+def stored_path(path: str | os.PathLike[str], root: Path | None) -> str:
+    """How a catalog stores a path: relative to its root when below it, else absolute.
+
+    Args:
+        path: The path to store.
+        root: The catalog's root (the directory of a SQLite catalog file),
+            or None (PostgreSQL): paths are then stored absolute.
+
+    Returns:
+        ``/``-separated relative path, or the absolute path.
+    """
+    absolute = os.path.abspath(path)
+    if root is not None:
+        prefix = os.path.join(str(root), "")
+        if absolute.startswith(prefix):
+            return absolute[len(prefix) :].replace(os.sep, "/")
+    return absolute
 
 
 def sqlite_file(url: URL) -> Path | None:

@@ -14,26 +14,16 @@ and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from catalog.db.floats import split_float
-from catalog.db.schema import (
-    Base,
-    PortCount,
-    Run,
-    SnapshotPort,
-    SnapshotRow,
-    SnapshotSetting,
-    SnapshotTrigger,
-)
+from catalog.db.rows import CHILD_TABLES, SNAPSHOTS, child_rows, snapshot_row
+from catalog.db.schema import Base, Run, SnapshotRow
 from catalog.errors import CatalogError
 from catalog.records import NewSnapshot
-from catalog.snapshot import Snapshot
 
 #: Largest number of bound parameters we put in one ``IN (...)`` list.
 IN_CHUNK = 500
@@ -101,39 +91,24 @@ def insert_snapshots(
     Returns:
         The new ids, in the order of ``rows``.
     """
-    params = [_snapshot_row(run_id, stored, order, new) for stored, order, new in rows]
+    params = [
+        snapshot_row(run_id, stored, order, new, dt.datetime.now(dt.UTC))
+        for stored, order, new in rows
+    ]
     # One executemany, then the ids by path (unique): an ordered RETURNING makes
     # SQLite insert row by row, ten times slower for a batch of thousands.
     names = list(params[0])
-    executemany(
-        session, SnapshotRow.__tablename__, names, [tuple(p[c] for c in names) for p in params]
-    )
+    executemany(session, SNAPSHOTS, names, [tuple(p[c] for c in names) for p in params])
     paths = [stored for stored, _order, _new in rows]
     by_path = ids_by_path(session, paths)
     ids = [by_path[path] for path in paths]
-    triggers: list[tuple[Any, ...]] = []
-    ports: list[tuple[Any, ...]] = []
-    counts: list[tuple[Any, ...]] = []
-    settings: list[tuple[Any, ...]] = []
+    children: dict[str, list[tuple[Any, ...]]] = {table: [] for table, _columns in CHILD_TABLES}
     for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
-        snapshot = new.snapshot
-        triggers.extend((snapshot_id, i, t) for i, t in enumerate(snapshot.triggers))
-        for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items()):
-            ports.append((snapshot_id, port, position, len(slot_counts)))
-            counts.extend(
-                (snapshot_id, port, slot, int(count)) for slot, count in enumerate(slot_counts)
-            )
-        settings.extend(
-            (snapshot_id, i, str(k), _json(v)) for i, (k, v) in enumerate(_settings_items(snapshot))
-        )
-    for model, columns, values in (
-        (SnapshotTrigger, ("snapshot_id", "position", "trigger"), triggers),
-        (SnapshotPort, ("snapshot_id", "port", "position", "num_slots"), ports),
-        (PortCount, ("snapshot_id", "port", "slot", "count"), counts),
-        (SnapshotSetting, ("snapshot_id", "position", "name", "value_json"), settings),
-    ):
-        if values:
-            executemany(session, str(model.__tablename__), columns, values)
+        for table, values in child_rows(snapshot_id, new.snapshot).items():
+            children[table].extend(values)
+    for table, columns in CHILD_TABLES:
+        if children[table]:
+            executemany(session, table, columns, children[table])
     return ids
 
 
@@ -173,55 +148,3 @@ def _converted(
     for index, processor in converted:
         values[index] = processor(values[index])
     return tuple(values)
-
-
-def _snapshot_row(run_id: int, stored: str, order: int, new: NewSnapshot) -> dict[str, Any]:
-    snapshot = new.snapshot
-    message = snapshot.message
-    timestamp, timestamp_nan = split_float(message.timestamp if message else float("nan"))
-    next_ts, next_ts_nan = split_float(message.next_timestamp if message else None)
-    wallclock, wallclock_nan = split_float(snapshot.wallclock_time)
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "run_id": run_id,
-        "instance": new.instance,
-        "sequence": new.sequence,
-        "submission_order": order,
-        "path": stored,
-        "snapshot_filename": new.snapshot_filename,
-        "format_version": snapshot.format_version,
-        "size_bytes": new.size_bytes,
-        "sha256": new.sha256,
-        "wallclock_time": wallclock,
-        "wallclock_time_nan": wallclock_nan,
-        "timestamp": timestamp,
-        "timestamp_nan": timestamp_nan,
-        "next_timestamp": next_ts,
-        "next_timestamp_nan": next_ts_nan,
-        "is_final_snapshot": bool(snapshot.is_final_snapshot),
-        "is_implicit": message is None,
-        "status": str(new.status),
-        "recorded_at": now,
-        "copied_from_snapshot_id": new.copied_from_snapshot_id,
-    }
-
-
-def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:
-    overlay = snapshot.settings_overlay
-    if overlay is None:
-        return []
-    return [(str(k), v) for k, v in overlay.items()]
-
-
-def _json(value: Any) -> str:
-    if isinstance(value, tuple):
-        value = list(value)
-    return json.dumps(value, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value)

@@ -49,16 +49,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from catalog.db.revision import SCHEMA_REVISION as SCHEMA_REVISION
+from catalog.db.revision import VERSION_TABLE as VERSION_TABLE
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus, sql_in_list
-
-#: The schema revision these models describe: the newest migration in
-#: ``migrations/versions`` (a test holds the two together). Opening a catalog
-#: compares its recorded revision with this, without importing Alembic.
-SCHEMA_REVISION = "0002"
-
-#: Alembic's version table, under a name of our own so that a catalog can live
-#: in a PostgreSQL database that other Alembic-managed applications use too.
-VERSION_TABLE = "muscle_catalog_alembic_version"
 
 #: Deterministic constraint names, so later migrations can refer to them on
 #: every backend (SQLite batch mode needs names to drop or alter constraints).

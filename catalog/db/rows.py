@@ -1,0 +1,119 @@
+"""The column values of a recorded snapshot's rows, for every path that writes them.
+
+A snapshot is recorded as a ``snapshots`` row plus child rows (triggers,
+ports, port counts, settings). Two paths write them: :mod:`catalog.db.bulk`
+through SQLAlchemy (import, the registry, the instance side on PostgreSQL)
+and :mod:`catalog.db.sqlite_recorder` through the stdlib ``sqlite3`` (the
+instance side on a SQLite catalog). Both take the table names, column names
+and values from here, so that they cannot store a snapshot differently: the
+NaN split of floats, the settings' JSON, the port order and slot rows are
+decided once. Nothing here imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from catalog.db.floats import split_float
+from catalog.records import NewSnapshot
+from catalog.snapshot import Snapshot
+
+#: The table of snapshot rows.
+SNAPSHOTS = "snapshots"
+#: The child tables of a snapshot row and their columns, in the order they are inserted.
+TRIGGERS = ("snapshot_triggers", ("snapshot_id", "position", "trigger"))
+PORTS = ("snapshot_ports", ("snapshot_id", "port", "position", "num_slots"))
+PORT_COUNTS = ("port_counts", ("snapshot_id", "port", "slot", "count"))
+SETTINGS = ("snapshot_settings", ("snapshot_id", "position", "name", "value_json"))
+CHILD_TABLES = (TRIGGERS, PORTS, PORT_COUNTS, SETTINGS)
+
+
+def snapshot_row(
+    run_id: int, stored: str, order: int, new: NewSnapshot, now: dt.datetime
+) -> dict[str, Any]:
+    """The ``snapshots`` row of a new snapshot, column name -> value (booleans as bool).
+
+    Args:
+        run_id: The run it belongs to.
+        stored: Its path as stored (see :func:`catalog.location.stored_path`).
+        order: Its submission order in the run.
+        new: The snapshot.
+        now: When it is recorded (UTC).
+    """
+    snapshot = new.snapshot
+    message = snapshot.message
+    timestamp, timestamp_nan = split_float(message.timestamp if message else float("nan"))
+    next_ts, next_ts_nan = split_float(message.next_timestamp if message else None)
+    wallclock, wallclock_nan = split_float(snapshot.wallclock_time)
+    return {
+        "run_id": run_id,
+        "instance": new.instance,
+        "sequence": new.sequence,
+        "submission_order": order,
+        "path": stored,
+        "snapshot_filename": new.snapshot_filename,
+        "format_version": snapshot.format_version,
+        "size_bytes": new.size_bytes,
+        "sha256": new.sha256,
+        "wallclock_time": wallclock,
+        "wallclock_time_nan": wallclock_nan,
+        "timestamp": timestamp,
+        "timestamp_nan": timestamp_nan,
+        "next_timestamp": next_ts,
+        "next_timestamp_nan": next_ts_nan,
+        "is_final_snapshot": bool(snapshot.is_final_snapshot),
+        "is_implicit": message is None,
+        "status": str(new.status),
+        "recorded_at": now,
+        "copied_from_snapshot_id": new.copied_from_snapshot_id,
+    }
+
+
+def child_rows(snapshot_id: int, snapshot: Snapshot) -> dict[str, list[tuple[Any, ...]]]:
+    """The child rows of a snapshot, per table of :data:`CHILD_TABLES`, in their columns' order.
+
+    Ports keep their position in the counts map and their slot count, so
+    that ports without slots and the port order survive the round trip.
+    """
+    triggers = [(snapshot_id, i, t) for i, t in enumerate(snapshot.triggers)]
+    ports: list[tuple[Any, ...]] = []
+    counts: list[tuple[Any, ...]] = []
+    for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items()):
+        ports.append((snapshot_id, port, position, len(slot_counts)))
+        counts.extend(
+            (snapshot_id, port, slot, int(count)) for slot, count in enumerate(slot_counts)
+        )
+    settings = [
+        (snapshot_id, i, str(k), settings_json(v))
+        for i, (k, v) in enumerate(_settings_items(snapshot))
+    ]
+    return {
+        TRIGGERS[0]: triggers,
+        PORTS[0]: ports,
+        PORT_COUNTS[0]: counts,
+        SETTINGS[0]: settings,
+    }
+
+
+def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:
+    overlay = snapshot.settings_overlay
+    if overlay is None:
+        return []
+    return [(str(k), v) for k, v in overlay.items()]
+
+
+def settings_json(value: Any) -> str:
+    """A settings value as the JSON text stored in ``snapshot_settings.value_json``."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)

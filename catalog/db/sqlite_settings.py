@@ -1,0 +1,122 @@
+"""How every SQLite connection to a catalog is set up, whichever library opens it.
+
+Two code paths open SQLite catalogs: SQLAlchemy's engine
+(:mod:`catalog.db.engine`) for everything, and the stdlib ``sqlite3``
+connection of :mod:`catalog.db.sqlite_recorder`, which records an instance's
+saves without importing SQLAlchemy. Both must hold the same lock discipline
+and journal settings, or writers of the two kinds would block or lose each
+other's work; so the settings are defined once, here, with no SQLAlchemy
+import. Why they are what they are is explained in :mod:`catalog.db.engine`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+#: Seconds a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+#: Environment variable forcing (``1``) or disabling (``0``) network-filesystem mode.
+NETWORK_FS_ENV = "MUSCLE_CATALOG_NETWORK_FS"
+
+_NETWORK_FS_TYPES = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smbfs",
+        "smb3",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "fuse.sshfs",
+        "ceph",
+        "fuse.ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "9p",
+        "afs",
+        "panfs",
+        "pvfs2",
+        "orangefs",
+        "wekafs",
+    }
+)
+
+
+def is_network_filesystem(path: Path) -> bool:
+    """Tell whether ``path`` lives on a network filesystem, from ``/proc/mounts``.
+
+    Args:
+        path: A file or directory (need not exist yet; its parent is used).
+
+    Returns:
+        True if the longest mount point containing it has a network filesystem
+        type; False if unknown (no /proc, e.g. on macOS).
+    """
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    target = path.absolute()
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    target = target.resolve()
+    best_len, best_type = -1, ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        contains = target == Path(mount_point) or Path(mount_point) in target.parents
+        if contains and len(mount_point) > best_len:
+            best_len, best_type = len(mount_point), fields[2]
+    return best_type in _NETWORK_FS_TYPES
+
+
+def network_mode(db_file: Path, network_filesystem: bool | None) -> bool:
+    """Whether a catalog file gets the network-filesystem journal (DELETE, synchronous FULL).
+
+    Args:
+        db_file: The catalog file.
+        network_filesystem: Force (True) or disable (False); None follows
+            :data:`NETWORK_FS_ENV`, else detects it.
+    """
+    if network_filesystem is not None:
+        return network_filesystem
+    forced = os.environ.get(NETWORK_FS_ENV, "").strip().lower()
+    if forced in {"1", "true", "yes", "on"}:
+        return True
+    if forced in {"0", "false", "no", "off"}:
+        return False
+    return is_network_filesystem(db_file)
+
+
+def apply_busy_timeout(dbapi_connection: Any) -> None:
+    """Let a connection wait for the write lock instead of failing (writes nothing)."""
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+
+
+def apply_connection_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
+    """Set up a ``sqlite3`` connection as every catalog connection must be.
+
+    Busy timeout, foreign keys enforced, and the journal: a write-ahead log
+    with ``synchronous=NORMAL``, or on a network filesystem (``wal=False``)
+    ``journal_mode=DELETE`` with ``synchronous=FULL``. Switching the journal
+    mode rewrites the file's header, so callers that must not change a file
+    (one at a revision they will refuse) check it before calling this.
+
+    Args:
+        dbapi_connection: The ``sqlite3`` connection, outside any transaction.
+        wal: Use the write-ahead log.
+    """
+    apply_busy_timeout(dbapi_connection)
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+    else:
+        dbapi_connection.execute("PRAGMA journal_mode = DELETE")
+        dbapi_connection.execute("PRAGMA synchronous = FULL")
