@@ -386,7 +386,7 @@ class _RunWatch:
 
     def __init__(self, catalog: Catalog, directory: Path, now: float) -> None:
         self.catalog = catalog
-        self.directory = canonical_run_dir(catalog, directory)
+        self.directory = directory
         self.report = WatchReport(run_dir=directory)
         self.log = ManagerLog(directory / MANAGER_LOG)
         self.run_id: int | None = None
@@ -464,6 +464,8 @@ class _RunWatch:
         return (directory / INSTANCES_FOLDER).is_dir() or (directory / CONFIGURATION_FILE).is_file()
 
     def _record_run(self) -> None:
+        # One run per real directory: the form a run was recorded under, else resolved.
+        self.directory = canonical_run_dir(self.catalog, self.directory)
         run = self.catalog.ensure_run(
             self.directory,
             name=run_name(self.catalog, self.directory),
