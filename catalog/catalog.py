@@ -656,6 +656,8 @@ class Catalog:
         A workflow snapshot's simulation time is its largest finite member
         timestamp; ties go to the one found last. With ``before_time``, only
         workflow snapshots whose members are all at or before that time count.
+        Workflow snapshots marked ``unresumable`` are passed over; to also
+        check the member files, use :func:`catalog.resume.choose_workflow_snapshot`.
 
         Args:
             run: Only this run (id or name); default: the whole campaign.
@@ -664,7 +666,11 @@ class Catalog:
         Returns:
             The record, or None if there is none.
         """
-        candidates = self.workflow_snapshots(run)
+        # Those marked unresumable (a member missing, corrupt or deleted; see
+        # ``muscle-catalog verify``) are never offered as resume points.
+        candidates = RecordList(
+            w for w in self.workflow_snapshots(run) if w.status != WorkflowStatus.UNRESUMABLE
+        )
         if before_time is not None:
             candidates = RecordList(
                 w for w in candidates if w.timestamp is None or w.timestamp <= before_time

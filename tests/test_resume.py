@@ -202,3 +202,19 @@ def test_resume_refuses_when_every_point_is_broken(catalog: Catalog, tmp_path: P
         pack.unlink()
     with pytest.raises(ResumeSelectionError, match="can be resumed from"):
         select_workflow_snapshot(catalog)
+
+
+def test_the_catalog_never_offers_a_point_marked_unresumable(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    _imported_vector5(catalog, tmp_path)
+    newest, second = _newest_first(catalog)[:2]
+    assert catalog.latest_workflow_snapshot() == catalog.workflow_snapshot(newest)
+    with catalog.write_session() as session:
+        session.execute(
+            update(WorkflowSnapshotRow)
+            .where(WorkflowSnapshotRow.id == newest)
+            .values(status=WorkflowStatus.UNRESUMABLE)
+        )
+    latest = catalog.latest_workflow_snapshot()
+    assert latest is not None and latest.id == second
