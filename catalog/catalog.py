@@ -179,7 +179,7 @@ class Catalog:
         Returns:
             The run's record.
         """
-        stored = self.stored_path(run_dir)
+        stored = self.stored_path(self.canonical_run_dir(Path(os.path.abspath(run_dir))))
         fields = {"model_name": model_name, "configuration": configuration}
         if status is None:
             status = RunStatus.RUNNING if source == Source.LIVE else RunStatus.UNKNOWN
@@ -190,6 +190,40 @@ class Catalog:
             # INSERT (SQLite's BEGIN IMMEDIATE rules this out); now it is there.
             run_id = self._find_or_create_run(stored, name, source, status, fields)
         return self.run(run_id)
+
+    def recorded_run_dir(self, directory: Path) -> Path | None:
+        """The run directory as recorded for the same real directory, or None if no run has it.
+
+        A run is its real directory: reached through a symlink or its target,
+        it is one run. Runs recorded before paths were resolved keep the form
+        they were recorded under, so each recorded directory is compared
+        resolved (one query over the runs, not their snapshots).
+        """
+        real = os.path.realpath(directory)
+        with self.read_session() as session:
+            stored = list(session.scalars(select(Run.run_dir).order_by(Run.id)))
+        for form in stored:
+            path = self.resolve_path(form)
+            if (
+                os.path.abspath(path) == os.path.abspath(directory)
+                or os.path.realpath(path) == real
+            ):
+                return path
+        return None
+
+    def canonical_run_dir(self, directory: Path) -> Path:
+        """The one path a run directory is recorded (and its files looked up) under.
+
+        That is the path an existing run was recorded under, else the
+        directory with every symlink resolved, so that recording through a
+        symlink and through its target (an instance, the registry, import or
+        watch) finds one run with one set of snapshot paths, never two.
+
+        Args:
+            directory: The run directory, absolute.
+        """
+        recorded = self.recorded_run_dir(directory)
+        return recorded if recorded is not None else Path(os.path.realpath(directory))
 
     def _find_or_create_run(
         self,

@@ -43,7 +43,6 @@ from catalog.naming import parse_pack_name, validate_instance
 from catalog.records import NewSnapshot, NewWorkflowSnapshot
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
 from catalog.run_dir import dump_ymmsl, run_dir_of_resume_folder
-from catalog.run_import import canonical_run_dir
 from catalog.snapshot import SnapshotMetadata
 from catalog.store import load_pack
 from catalog.topology import Topology
@@ -173,7 +172,7 @@ class SnapshotRegistry:
             self._location = location or default_catalog_in(self._run_dir)
             self.catalog = open_catalog(self._location)
         self.run = self.catalog.ensure_run(
-            canonical_run_dir(self.catalog, self._run_dir),
+            self._run_dir,
             model_name=self._topology.model_name,
             configuration=dump_ymmsl(configuration),
         )

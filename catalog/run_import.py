@@ -44,7 +44,7 @@ from pathlib import Path, PurePath
 from sqlalchemy import select
 
 from catalog.catalog import Catalog
-from catalog.db.schema import Run, SnapshotRow
+from catalog.db.schema import SnapshotRow
 from catalog.enums import Source
 from catalog.errors import SnapshotFileError
 from catalog.lineage import link_lineage
@@ -147,7 +147,7 @@ def import_run_directory(
         RunDirectoryError: ``run_dir`` is not a MUSCLE3 run directory.
     """
     checked = check_run_directory(run_dir)
-    recorded = recorded_run_dir(catalog, checked)
+    recorded = catalog.recorded_run_dir(checked)
     directory = recorded if recorded is not None else Path(os.path.realpath(checked))
     relocated_from = _relocate_moved_run(catalog, directory) if recorded is None else None
     warnings: list[str] = []
@@ -208,42 +208,6 @@ def import_run_directories(
 
 
 # --------------------------------------------------------------------------- the run
-
-
-def recorded_run_dir(catalog: Catalog, directory: Path) -> Path | None:
-    """The run directory as recorded for the same real directory, or None if no run has it.
-
-    A run is its real directory: reached through a symlink or its target, it
-    is one run. Runs recorded before paths were resolved keep the form they
-    were recorded under, so this compares each recorded directory resolved.
-    """
-    real = os.path.realpath(directory)
-    with catalog.read_session() as session:
-        stored = list(session.scalars(select(Run.run_dir).order_by(Run.id)))
-    for form in stored:
-        path = catalog.resolve_path(form)
-        if os.path.abspath(path) == os.path.abspath(directory) or os.path.realpath(path) == real:
-            return path
-    return None
-
-
-def canonical_run_dir(catalog: Catalog, directory: Path) -> Path:
-    """The one path a run directory is recorded (and its files looked up) under.
-
-    That is the path an existing run was recorded under, else the directory
-    with every symlink resolved, so that importing or watching through a
-    symlink and through its target finds one run with one set of snapshot
-    paths, never two.
-
-    Args:
-        catalog: The catalog.
-        directory: The run directory, absolute.
-
-    Returns:
-        The path to record and to read files under.
-    """
-    recorded = recorded_run_dir(catalog, directory)
-    return recorded if recorded is not None else Path(os.path.realpath(directory))
 
 
 def _relocate_moved_run(catalog: Catalog, directory: Path) -> Path | None:

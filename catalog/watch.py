@@ -71,7 +71,6 @@ from catalog.run_dir import (
     table_instances,
 )
 from catalog.run_import import (
-    canonical_run_dir,
     pack_snapshot,
     parse_resume_file,
     read_configuration,
@@ -465,7 +464,7 @@ class _RunWatch:
 
     def _record_run(self) -> None:
         # One run per real directory: the form a run was recorded under, else resolved.
-        self.directory = canonical_run_dir(self.catalog, self.directory)
+        self.directory = self.catalog.canonical_run_dir(self.directory)
         run = self.catalog.ensure_run(
             self.directory,
             name=run_name(self.catalog, self.directory),

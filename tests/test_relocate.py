@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from catalog import Catalog
 from catalog.cli import cli
+from catalog.db.schema import Run
 from catalog.errors import CatalogError
 from catalog.maintenance.relocate import relocate
 from catalog.maintenance.verify import verify
@@ -52,9 +53,12 @@ def test_a_run_recorded_under_its_symlink_keeps_that_form(catalog: Catalog, tmp_
     real = copy_run("v0.10/mm_vector5", tmp_path / "real" / "mm_vector5")
     link = tmp_path / "link"
     link.symlink_to(real, target_is_directory=True)
-    # as a release before resolved paths (or a live run started there) recorded it
-    recorded = catalog.ensure_run(link)
+    # as a release before resolved paths recorded it: the symlink's own form
+    with catalog.write_session() as session:
+        session.add(Run(name="mm_vector5", run_dir=catalog.stored_path(link), source="live"))
+    (recorded,) = catalog.runs()
     assert recorded.run_dir == link
+    assert catalog.ensure_run(real).id == recorded.id  # found by its real directory
     report = import_run_directory(catalog, real)
     assert report.run_id == recorded.id and report.run_dir == link
     assert import_run_directory(catalog, link).snapshots_added == 0
