@@ -47,7 +47,9 @@ if TYPE_CHECKING:
     )
     from catalog.instance import SnapshotManager
     from catalog.location import CATALOG_ENV
-    from catalog.maintenance.gc import gc
+    from catalog.maintenance.gc import GcReport, gc
+    from catalog.maintenance.relocate import RelocateReport, relocate
+    from catalog.maintenance.verify import VerifyReport, verify
     from catalog.message import ClosePort, Grid, Message, Milestone
     from catalog.records import (
         NewSnapshot,
@@ -76,6 +78,11 @@ _LAZY = {
     "CatalogTooOldError": "catalog.errors",
     "ClosePort": "catalog.message",
     "gc": "catalog.maintenance.gc",
+    "GcReport": "catalog.maintenance.gc",
+    "relocate": "catalog.maintenance.relocate",
+    "RelocateReport": "catalog.maintenance.relocate",
+    "verify": "catalog.maintenance.verify",
+    "VerifyReport": "catalog.maintenance.verify",
     "Grid": "catalog.message",
     "import_run_directories": "catalog.run_import",
     "import_run_directory": "catalog.run_import",
@@ -134,6 +141,7 @@ __all__ = [
     "CatalogTooNewError",
     "CatalogTooOldError",
     "ClosePort",
+    "GcReport",
     "Grid",
     "ImportReport",
     "InvalidInstanceError",
@@ -143,6 +151,7 @@ __all__ = [
     "NewWorkflowSnapshot",
     "RecordList",
     "ReindexReport",
+    "RelocateReport",
     "ResumeFile",
     "ResumeSelectionError",
     "RunDirectoryError",
@@ -159,6 +168,7 @@ __all__ = [
     "SnapshotWriteError",
     "Source",
     "TopologyError",
+    "VerifyReport",
     "WorkflowSnapshotRecord",
     "WorkflowStatus",
     "gc",
@@ -166,7 +176,9 @@ __all__ = [
     "import_run_directory",
     "open_catalog",
     "reindex_run",
+    "relocate",
     "resume_file_for",
     "select_workflow_snapshot",
+    "verify",
     "workflows_containing",
 ]
