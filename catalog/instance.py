@@ -4,8 +4,16 @@ This keeps the interface of MUSCLE3's ``libmuscle.snapshot_manager`` (the
 seed), so an ``Instance`` can use it unchanged, and adds the catalog: every
 save writes a MUSCLE3-compatible ``.pack`` file crash-safely
 (:mod:`catalog.store`), records it in the catalog in one transaction, and
-submits to the manager the metadata built from the recorded row, so that what
-the manager is told is what was recorded.
+submits to the manager the metadata built from the values recorded, so that
+what the manager is told is what was recorded.
+
+Recording into a SQLite catalog file at this release's schema revision (the
+normal case inside a run) goes through :mod:`catalog.db.sqlite_recorder`,
+which needs only the stdlib ``sqlite3``: SQLAlchemy, the ORM and their
+start-up cost, which every instance process would pay, are imported only
+for other catalogs (PostgreSQL, a file yet to be created or at another
+revision: the full :class:`catalog.catalog.Catalog` creates or refuses it as
+always) and when resuming (the file is checked against the catalog once).
 
 The files are byte for byte what libmuscle writes for the same state:
 format 1 as MUSCLE3 0.10 (counts from the communicator, F_INIT counts of
@@ -32,17 +40,17 @@ import hashlib
 import logging
 import math
 import os
+import sqlite3
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy.exc import SQLAlchemyError
 from ymmsl import Operator, Settings
 
-from catalog.catalog import Catalog, open_catalog
+from catalog.db.sqlite_recorder import SqliteSnapshotRecorder
 from catalog.errors import CatalogError, SnapshotFileError, SnapshotWriteError
-from catalog.lineage import origin_snapshot_id
-from catalog.location import catalog_for_snapshot_directory
+from catalog.location import catalog_for_snapshot_directory, sqlite_path
 from catalog.message import Message
 from catalog.naming import validate_instance
 from catalog.payload import CATALOG_TYPES, PayloadTypes, decode_snapshot, encode_snapshot
@@ -50,6 +58,9 @@ from catalog.records import NewSnapshot, RunRecord
 from catalog.run_dir import model_name_of_text, read_configuration_text, run_dir_of
 from catalog.snapshot import FORMAT_V2, Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
+
+if TYPE_CHECKING:
+    from catalog.catalog import Catalog
 
 _logger = logging.getLogger(__name__)
 
@@ -98,10 +109,16 @@ class SnapshotManager:
         self._manager = manager
         self._communicator = communicator
         self._catalog_arg = catalog
-        self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
+        # Anything but a location is an open Catalog (not imported to check: see the module doc).
+        self._catalog: Catalog | None = (
+            None if catalog is None or isinstance(catalog, (str, os.PathLike)) else catalog
+        )
         self._owns_catalog = False
         self._payload_types = payload_types
         self._run: RunRecord | None = None
+        self._recorder: SqliteSnapshotRecorder | None = None
+        self._recorder_tried = False
+        self._recorder_run_id: int | None = None
         self._resume_from_snapshot: Snapshot | None = None
         self.resume_overlay: Settings | None = None
         self._next_snapshot_num = 1
@@ -254,19 +271,45 @@ class SnapshotManager:
     def catalog(self) -> Catalog:
         """The catalog this instance records into (opened on first use)."""
         if self._catalog is None:
-            location = self._catalog_arg
-            if location is None or isinstance(location, Catalog):
-                location = catalog_for_snapshot_directory(self._snapshot_directory)
-            self._catalog = open_catalog(location)
+            from catalog.catalog import open_catalog
+
+            self._catalog = open_catalog(self._catalog_location())
             self._owns_catalog = True
         return self._catalog
 
     def close(self) -> None:
-        """Release the catalog connection if this manager opened it."""
+        """Release the catalog connections this manager opened."""
+        if self._recorder is not None:
+            self._recorder.close()
+        self._recorder, self._recorder_tried, self._recorder_run_id = None, False, None
         if self._owns_catalog and self._catalog is not None:
             self._catalog.close()
             self._catalog = None
             self._run = None
+
+    def _catalog_location(self) -> str | os.PathLike[str]:
+        """The path or URL of the catalog, when none was given open."""
+        location = self._catalog_arg
+        if location is None or not isinstance(location, (str, os.PathLike)):
+            return catalog_for_snapshot_directory(self._snapshot_directory)
+        return location
+
+    def _sqlite_recorder(self) -> SqliteSnapshotRecorder | None:
+        """The light recorder, when the catalog is a SQLite file it may write (decided once).
+
+        Not for a :class:`Catalog` given open (its caller chose it), a URL
+        (PostgreSQL) or a file that is missing or not at the head revision:
+        those go through the full Catalog.
+        """
+        if not self._recorder_tried:
+            self._recorder_tried = True
+            given_open = self._catalog_arg is not None and not isinstance(
+                self._catalog_arg, (str, os.PathLike)
+            )
+            db_file = None if given_open else sqlite_path(self._catalog_location())
+            if db_file is not None:
+                self._recorder = SqliteSnapshotRecorder.open(db_file)
+        return self._recorder
 
     def _run_record(self) -> RunRecord:
         if self._run is None:
@@ -317,8 +360,10 @@ class SnapshotManager:
         try:
             record = self.catalog.snapshot_by_path(path)
             if record is None:
+                from catalog.lineage import origin_snapshot_id
+
                 return origin_snapshot_id(self.catalog, path, sha256)
-        except (CatalogError, OSError, SQLAlchemyError) as exc:
+        except _catalog_errors() as exc:
             _logger.warning(
                 "Could not look up %s in the snapshot catalog (%s); resuming from it unchecked.",
                 path,
@@ -355,12 +400,14 @@ class SnapshotManager:
     def _record(
         self, snapshot: Snapshot, stored: StoredFile, copied_from: int | None
     ) -> SnapshotMetadata:
-        """Record a stored file; the manager's metadata comes from the recorded row.
+        """Record a stored file; the manager's metadata is built from what was recorded.
 
-        If the catalog cannot be written (database down, disk full) the
-        snapshot file is safe on disk and the simulation goes on: the error is
-        logged with the command that adopts the file later, and the manager
-        gets the metadata from the file's content instead.
+        Through the light recorder when it applies (see
+        :meth:`_sqlite_recorder`), else through the full Catalog, whose
+        record is read back. If the catalog cannot be written (database
+        down, disk full) the snapshot file is safe on disk and the simulation
+        goes on: the error is logged with the command that adopts the file
+        later, and the manager gets the metadata from the file's content instead.
         """
         new = NewSnapshot(
             instance=self._instance,
@@ -373,8 +420,11 @@ class SnapshotManager:
             copied_from_snapshot_id=copied_from,
         )
         try:
-            record = self.catalog.record_snapshot(self._run_record().id, new)
-        except (CatalogError, OSError, SQLAlchemyError) as exc:
+            recorder = self._sqlite_recorder()
+            if recorder is not None:
+                return self._record_light(recorder, new)
+            return self.catalog.record_snapshot(self._run_record().id, new).to_metadata()
+        except _catalog_errors() as exc:
             _logger.error(
                 "Snapshot %s was saved but could not be recorded in the catalog: %s. "
                 "Run `muscle-catalog import %s` later to record it.",
@@ -383,4 +433,32 @@ class SnapshotManager:
                 run_dir_of(self._snapshot_directory) or self._snapshot_directory,
             )
             return SnapshotMetadata.from_snapshot(snapshot, str(stored.path))
-        return record.to_metadata()
+
+    def _record_light(self, recorder: SqliteSnapshotRecorder, new: NewSnapshot) -> SnapshotMetadata:
+        """Record through the light recorder; the first save also finds or creates the run."""
+        run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
+        configuration = None
+        if self._recorder_run_id is None:
+            configuration = read_configuration_text(run_dir)
+        self._recorder_run_id, _snapshot_id, metadata = recorder.record(
+            self._recorder_run_id,
+            new,
+            run_dir=run_dir,
+            model_name=model_name_of_text(configuration),
+            configuration=configuration,
+        )
+        return metadata
+
+
+def _catalog_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean the catalog cannot be used now (logged; the save goes on).
+
+    SQLAlchemy's errors count only once SQLAlchemy is imported: before that,
+    nothing can have raised one, and importing it to name them would cost
+    every instance the start-up the light recorder saves.
+    """
+    errors: tuple[type[Exception], ...] = (CatalogError, OSError, sqlite3.Error)
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None:
+        errors += (sqlalchemy_exc.SQLAlchemyError,)
+    return errors

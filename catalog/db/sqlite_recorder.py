@@ -1,0 +1,294 @@
+"""Recording an instance's saves into a SQLite catalog with the stdlib ``sqlite3`` alone.
+
+Why this exists: every instance process of a run records its snapshots, and
+through :class:`catalog.catalog.Catalog` each one pays for importing
+SQLAlchemy and compiling the ORM statements of its first save (about half a
+second of CPU per process, all starting at once), then about 5 ms per save
+for a dozen ORM statements in two transactions and reading the new row back.
+Inside a run the catalog is nearly always a SQLite file already at this
+release's schema revision (the registry or ``muscle-catalog init`` created
+it), and then one save is a handful of plain INSERTs: this module does just
+that, in one ``BEGIN IMMEDIATE`` transaction, and gives back the metadata
+built from the values it wrote.
+
+It is a second writer of the same tables, so what keeps it in step with the
+schema:
+
+* the column names and values come from :mod:`catalog.db.rows`, which the
+  SQLAlchemy path (:mod:`catalog.db.bulk`) uses too;
+* the connection settings come from :mod:`catalog.db.sqlite_settings`, which
+  :mod:`catalog.db.engine` uses too;
+* it only writes a catalog whose recorded revision is exactly
+  :data:`catalog.db.revision.SCHEMA_REVISION`; anything else (no file, an
+  older or newer revision, not SQLite) is left to the full :class:`Catalog`,
+  which creates, refuses or explains as it always does;
+* a test records the same snapshots through both paths and compares every
+  row of every table.
+
+The rules it repeats from :class:`Catalog` (submission order, "a path is
+never recorded twice", run creation, stored paths) say where they come from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sqlite3
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from catalog.db.floats import join_float
+from catalog.db.revision import SCHEMA_REVISION, VERSION_TABLE
+from catalog.db.rows import (
+    CHILD_TABLES,
+    PORT_COUNTS,
+    PORTS,
+    SNAPSHOTS,
+    TRIGGERS,
+    child_rows,
+    snapshot_row,
+)
+from catalog.db.sqlite_settings import (
+    SQLITE_BUSY_TIMEOUT_S,
+    apply_busy_timeout,
+    apply_connection_pragmas,
+    network_mode,
+)
+from catalog.enums import RunStatus, Source
+from catalog.errors import CatalogError
+from catalog.location import stored_path
+from catalog.records import NewSnapshot
+from catalog.snapshot import SnapshotMetadata
+
+#: How SQLAlchemy's SQLite ``DateTime`` stores a time the ORM writes (as text,
+#: without zone: times are UTC), e.g. ``runs.created_at``.
+_ORM_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+_INSERT_RUN = (
+    "INSERT INTO runs (name, run_dir, model_name, configuration, source, status, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def orm_time(when: dt.datetime) -> str:
+    """A UTC time as the ORM stores it in SQLite (``runs.created_at``)."""
+    return when.astimezone(dt.UTC).strftime(_ORM_DATETIME)
+
+
+def driver_time(when: dt.datetime) -> str:
+    """A UTC time as :func:`catalog.db.bulk.executemany` stores it in SQLite.
+
+    That path hands the aware datetime to the ``sqlite3`` driver, whose
+    adapter stores ``isoformat(" ")`` (``snapshots.recorded_at``). SQLAlchemy
+    reads both spellings back.
+    """
+    return when.astimezone(dt.UTC).isoformat(" ")
+
+
+def _insert(table: str, columns: tuple[str, ...] | list[str]) -> str:
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(columns))})'
+
+
+class SqliteSnapshotRecorder:
+    """Records snapshots into one SQLite catalog file at the head revision.
+
+    Open it with :meth:`open`, which gives None when this catalog is not one
+    it may write (the caller then uses :class:`catalog.catalog.Catalog`).
+
+    Attributes:
+        db_file: The catalog file.
+        root: The directory paths are stored relative to (the file's).
+    """
+
+    def __init__(self, connection: sqlite3.Connection, db_file: Path) -> None:
+        self._connection = connection
+        self.db_file = db_file
+        self.root = db_file.parent
+
+    @classmethod
+    def open(
+        cls, db_file: Path, *, network_filesystem: bool | None = None
+    ) -> SqliteSnapshotRecorder | None:
+        """Open a catalog file for recording, if it is a SQLite catalog at the head revision.
+
+        The revision is read before the connection's journal mode is set,
+        since switching it rewrites the file's header: a catalog that the
+        full Catalog would refuse is left byte for byte as it was.
+
+        Args:
+            db_file: The catalog file (absolute).
+            network_filesystem: As for :func:`catalog.catalog.open_catalog`.
+
+        Returns:
+            The recorder, or None when the file is missing, not SQLite, has
+            no single head revision, or cannot be opened.
+        """
+        if not db_file.is_file():
+            return None
+        try:
+            # mode=rw: never create a file here; creating is the full Catalog's job.
+            connection = sqlite3.connect(
+                f"{db_file.as_uri()}?mode=rw",
+                uri=True,
+                timeout=SQLITE_BUSY_TIMEOUT_S,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            apply_busy_timeout(connection)
+            rows = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+            if rows != [(SCHEMA_REVISION,)]:
+                connection.close()
+                return None
+            apply_connection_pragmas(connection, wal=not network_mode(db_file, network_filesystem))
+        except sqlite3.Error:
+            connection.close()
+            return None
+        return cls(connection, db_file)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def stored_path(self, path: Path | str) -> str:
+        """How a path is stored, by the rule of :meth:`catalog.catalog.Catalog.stored_path`."""
+        return stored_path(path, self.root)
+
+    def record(
+        self,
+        run_id: int | None,
+        new: NewSnapshot,
+        *,
+        run_dir: Path,
+        model_name: str | None = None,
+        configuration: str | None = None,
+    ) -> tuple[int, int, SnapshotMetadata]:
+        """Record one snapshot (and with the first, its run) in one write transaction.
+
+        Args:
+            run_id: The run recorded by an earlier call, or None to find the
+                run of ``run_dir`` or create it (as
+                :meth:`catalog.catalog.Catalog.ensure_run` does for a live run).
+            new: The snapshot.
+            run_dir: The run directory (used when ``run_id`` is None).
+            model_name: The model's name, for a new run or one without it.
+            configuration: The yMMSL text, for a new run or one without it.
+
+        Returns:
+            ``(run id, snapshot id, metadata)``: the metadata is built from
+            the values written, so the manager is told what was recorded.
+
+        Raises:
+            CatalogError: The path is already recorded, or the run ``run_id``
+                no longer exists; nothing is written.
+            sqlite3.Error: The database could not be written.
+        """
+        connection = self._connection
+        stored = self.stored_path(new.path)
+        now = dt.datetime.now(dt.UTC)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if run_id is None:
+                run_id = self._find_or_create_run(run_dir, model_name, configuration, now)
+            elif (
+                connection.execute("SELECT id FROM runs WHERE id = ?", (run_id,)).fetchone() is None
+            ):
+                raise CatalogError(f"No run with id {run_id} in the catalog")
+            existing = connection.execute(
+                "SELECT id FROM snapshots WHERE path = ?", (stored,)
+            ).fetchone()
+            if existing is not None:
+                raise CatalogError(
+                    f"{new.path} is already recorded in {self.db_file} (snapshot {existing[0]}); "
+                    "a snapshot file is never recorded twice."
+                )
+            # The rule of catalog.db.bulk.next_submission_order; the write lock
+            # taken by BEGIN IMMEDIATE keeps it from racing other writers.
+            (last,) = connection.execute(
+                "SELECT max(submission_order) FROM snapshots WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            order = 1 if last is None else int(last) + 1
+            row = snapshot_row(run_id, stored, order, new, now)
+            row["recorded_at"] = driver_time(row["recorded_at"])
+            columns = list(row)
+            cursor = connection.execute(_insert(SNAPSHOTS, columns), [row[c] for c in columns])
+            snapshot_id = cursor.lastrowid
+            if snapshot_id is None:  # pragma: no cover - sqlite3 always sets it after INSERT
+                raise CatalogError(f"SQLite gave no id for the new snapshot {new.path}")
+            children = child_rows(snapshot_id, new.snapshot)
+            for table, table_columns in CHILD_TABLES:
+                if children[table]:
+                    connection.executemany(_insert(table, table_columns), children[table])
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return run_id, snapshot_id, _metadata(row, children, new.snapshot_filename)
+
+    def _find_or_create_run(
+        self, run_dir: Path, model_name: str | None, configuration: str | None, now: dt.datetime
+    ) -> int:
+        """The run of ``run_dir``, created as a live running run if new (the caller holds the lock).
+
+        An existing run gets the model name and configuration it lacks, as
+        :meth:`catalog.catalog.Catalog.ensure_run` does.
+        """
+        connection = self._connection
+        stored = self.stored_path(run_dir)
+        found = connection.execute(
+            "SELECT id, model_name, configuration FROM runs WHERE run_dir = ?", (stored,)
+        ).fetchone()
+        if found is None:
+            name = PurePosixPath(stored).name or stored
+            cursor = connection.execute(
+                _INSERT_RUN,
+                (
+                    name,
+                    stored,
+                    model_name,
+                    configuration,
+                    str(Source.LIVE),
+                    str(RunStatus.RUNNING),
+                    orm_time(now),
+                ),
+            )
+            if cursor.lastrowid is None:  # pragma: no cover - sqlite3 always sets it
+                raise CatalogError(f"SQLite gave no id for the new run {run_dir}")
+            return cursor.lastrowid
+        run_id, has_model_name, has_configuration = found
+        for column, value, present in (
+            ("model_name", model_name, has_model_name),
+            ("configuration", configuration, has_configuration),
+        ):
+            if value and not present:
+                connection.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
+        return int(run_id)
+
+
+def _metadata(
+    row: dict[str, Any], children: dict[str, list[tuple[Any, ...]]], snapshot_filename: str
+) -> SnapshotMetadata:
+    """The manager's metadata from the values written, as a read-back record would give it.
+
+    The same conversions as :meth:`catalog.records.SnapshotRecord.to_metadata`
+    of a record read back: NaN from its flag, a missing wallclock time as 0.
+    """
+    wallclock = join_float(row["wallclock_time"], row["wallclock_time_nan"])
+    timestamp = join_float(row["timestamp"], row["timestamp_nan"])
+    counts: dict[str, list[int]] = {}
+    for _sid, port, _position, num_slots in children[PORTS[0]]:
+        counts[port] = [0] * num_slots
+    for _sid, port, slot, count in children[PORT_COUNTS[0]]:
+        counts[port][slot] = count
+    return SnapshotMetadata(
+        triggers=[str(trigger) for _sid, _position, trigger in children[TRIGGERS[0]]],
+        wallclock_time=wallclock if wallclock is not None else 0.0,
+        timestamp=timestamp if timestamp is not None else math.nan,
+        next_timestamp=join_float(row["next_timestamp"], row["next_timestamp_nan"]),
+        port_message_counts=counts,
+        is_final_snapshot=bool(row["is_final_snapshot"]),
+        snapshot_filename=snapshot_filename,
+    )
