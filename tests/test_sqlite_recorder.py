@@ -193,6 +193,27 @@ def test_an_existing_run_gets_what_it_lacks_and_a_path_is_recorded_once(tmp_path
         assert cat.run_configuration(run.id) == CONFIGURATION
 
 
+def test_a_run_reached_through_a_symlink_is_one_run(tmp_path: Path) -> None:
+    db_file = tmp_path / "cat.sqlite"
+    real = tmp_path / "real" / "run"
+    real.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real", target_is_directory=True)
+    open_catalog(db_file).close()
+    recorder = SqliteSnapshotRecorder.open(db_file)
+    assert recorder is not None
+    run_id, _sid, _metadata = recorder.record(
+        None, _snapshots(link / "run")[0], run_dir=link / "run"
+    )
+    again, _sid, _metadata = recorder.record(None, _snapshots(real)[1], run_dir=real)
+    recorder.close()
+    assert again == run_id
+    with open_catalog(db_file) as cat:
+        assert cat.ensure_run(link / "run").id == run_id
+        (run,) = cat.runs()
+        assert run.run_dir == real
+
+
 def test_only_a_sqlite_catalog_at_the_head_revision_is_written(tmp_path: Path) -> None:
     assert SqliteSnapshotRecorder.open(tmp_path / "missing.sqlite") is None
     assert not (tmp_path / "missing.sqlite").exists()

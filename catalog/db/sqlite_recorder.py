@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -228,6 +229,19 @@ class SqliteSnapshotRecorder:
             raise
         return run_id, snapshot_id, _metadata(row, children, new.snapshot_filename)
 
+    def _canonical_run_dir(self, run_dir: Path) -> str:
+        """One run per real directory, by the rule of :meth:`Catalog.canonical_run_dir`.
+
+        The form an existing run was recorded under (compared as given and
+        with symlinks resolved), else the directory with symlinks resolved.
+        """
+        absolute, real = os.path.abspath(run_dir), os.path.realpath(run_dir)
+        for (form,) in self._connection.execute("SELECT run_dir FROM runs ORDER BY id"):
+            path = form if os.path.isabs(form) else os.path.join(self.root, form)
+            if os.path.abspath(path) == absolute or os.path.realpath(path) == real:
+                return str(path)
+        return real
+
     def _find_or_create_run(
         self, run_dir: Path, model_name: str | None, configuration: str | None, now: dt.datetime
     ) -> int:
@@ -237,7 +251,7 @@ class SqliteSnapshotRecorder:
         :meth:`catalog.catalog.Catalog.ensure_run` does.
         """
         connection = self._connection
-        stored = self.stored_path(run_dir)
+        stored = self.stored_path(self._canonical_run_dir(run_dir))
         found = connection.execute(
             "SELECT id, model_name, configuration FROM runs WHERE run_dir = ?", (stored,)
         ).fetchone()
