@@ -166,7 +166,34 @@ class SnapshotManager:
         self.resume_overlay = snapshot.settings_overlay
         self._restore(snapshot, path)
         self._store_and_submit(snapshot, data, copied_from=origin)
+        self._link_resumed_run()
         return result
+
+    def _link_resumed_run(self) -> None:
+        """Record, as the run starts, which run and workflow snapshot it resumes from.
+
+        Under ``muscle-catalog-manager`` the registry does this; under plain
+        ``muscle_manager`` nothing else would until a later ``import`` or
+        ``watch``, so the resumed instances do it from the run's configuration
+        (its ``resume:`` section); the first one links, the others find it
+        linked. Lineage is information, not the simulation's business: a
+        failure is logged and the run goes on.
+        """
+        run_dir = run_dir_of(self._snapshot_directory)
+        text = read_configuration_text(run_dir) if run_dir is not None else None
+        if run_dir is None or not text or "resume" not in text:
+            return
+        failures: tuple[type[Exception], ...] = (ValueError, *_catalog_errors())
+        try:
+            from catalog.lineage import link_resumed_run
+            from catalog.run_dir import parse_ymmsl
+
+            resume = parse_ymmsl(text).resume
+            run = self.catalog.ensure_run(run_dir)
+            if resume and run.resumed_from_run_id is None:
+                link_resumed_run(self.catalog, run, resume)
+        except failures as exc:
+            _logger.warning("Could not record which run %s resumed from: %s", run_dir, exc)
 
     def resuming_from_intermediate(self) -> bool:
         """Whether the manager gave us an intermediate snapshot to resume from."""

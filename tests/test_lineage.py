@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path, PurePath
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 import ymmsl
@@ -20,11 +21,13 @@ from catalog import (
     resume_file_for,
 )
 from catalog.cli import cli
+from catalog.instance import SnapshotManager
 from catalog.lineage import lineage_of
 from catalog.run_dir import resolve_resume_path
 
 from .conftest import RUNS
 from .registry_streams import FIXED_DATE, run_streams
+from .test_instance import make_communicator
 
 ORIGIN = RUNS / "v0.10" / "mm_stateless"
 RESUMED = RUNS / "v0.10" / "mm_stateless_resume"
@@ -127,3 +130,33 @@ def test_the_outcome_is_recorded_after_shutdown(
     with open_catalog(catalog_url) as catalog:
         (run,) = catalog.runs()
         assert run.status == status and run.finished_at is not None
+
+
+def test_instances_link_a_run_resumed_under_plain_muscle_manager(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """No registry: the resumed instances record where their run came from."""
+    shutil.copytree(ORIGIN, tmp_path / "run1")
+    run1 = import_run_directory(catalog, tmp_path / "run1").run
+    text = (RESUMED / "configuration.ymmsl").read_text()
+    run2_dir = tmp_path / "run2"
+    run2_dir.mkdir()
+    (run2_dir / "configuration.ymmsl").write_text(
+        text.replace("/scratch/campaign/runs/mm_stateless/", f"{tmp_path / 'run1'}/")
+    )
+    written: dict[Any, Any] = ymmsl.load(text).resume  # type: ignore[attr-defined]
+    for instance, path in written.items():
+        moved = resolve_resume_path(path, tmp_path / "run1")[0]
+        snapshots = run2_dir / "instances" / str(instance) / "snapshots"
+        manager = SnapshotManager(str(instance), MagicMock(), make_communicator({}), catalog)
+        manager.prepare_resume(moved, snapshots)
+    run2 = catalog.run("run2")
+    assert run2.resumed_from_run_id == run1.id
+    origin = catalog.workflow_snapshot(run2.resumed_from_workflow_snapshot_id or -1)
+    assert origin.run_id == run1.id
+    expected = {
+        str(i): str(resolve_resume_path(p, tmp_path / "run1")[0]) for i, p in written.items()
+    }
+    assert {i: str(p) for i, p in resume_file_for(catalog, origin).resume.items()} == expected
+    copies = catalog.snapshots(run=run2.id)
+    assert copies and all(s.copied_from_snapshot_id is not None for s in copies)
