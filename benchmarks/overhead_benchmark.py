@@ -74,12 +74,21 @@ checkpoints:
 """
 
 
+#: The setups timed: (manager command, Instance the components use).
+SETUPS = {
+    "plain": ("muscle_manager", "libmuscle"),
+    "catalog": ("muscle-catalog-manager", "catalog"),
+    "our manager only": ("muscle-catalog-manager", "libmuscle"),
+    "our instances only": ("muscle_manager", "catalog"),
+}
+
+
 def run_once(workdir: Path, impl: str, micros: int, steps: int, size: int) -> float:
-    """One run of the model with ``impl`` (``plain`` or ``catalog``); its wall time in seconds."""
-    run_dir = workdir / f"{impl}-{time.monotonic_ns()}"
+    """One run of the model in the setup ``impl`` (see :data:`SETUPS`); its wall time in seconds."""
+    run_dir = workdir / f"run-{time.monotonic_ns()}"
     run_dir.mkdir()
     model = run_dir / "model.ymmsl"
-    instance = "catalog" if impl == "catalog" else "libmuscle"
+    manager, instance = SETUPS[impl]
     model.write_text(
         MODEL.format(
             micros=micros, python=sys.executable, components=HERE / "overhead_components.py",
@@ -87,7 +96,6 @@ def run_once(workdir: Path, impl: str, micros: int, steps: int, size: int) -> fl
         )
     )  # fmt: skip
     (run_dir / "run").mkdir()
-    manager = "muscle-catalog-manager" if impl == "catalog" else "muscle_manager"
     env = dict(os.environ, MUSCLE_SNAPSHOT_CATALOG=str(run_dir / "snapshot_catalog.sqlite"))
     start = time.perf_counter()
     done = subprocess.run(
@@ -121,15 +129,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="macro steps, each a snapshot")
     parser.add_argument("--size", type=int, default=10_000, help="floats per grid")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each side")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time our manager with plain instances, and plain manager with ours",
+    )
     args = parser.parse_args()
     for command in ("muscle_manager", "muscle-catalog-manager"):
         if not (BIN / command).exists():
             raise SystemExit(f"{command} is not installed beside {sys.executable}")
 
-    times: dict[str, list[float]] = {"plain": [], "catalog": []}
+    setups = list(SETUPS) if args.breakdown else ["plain", "catalog"]
+    times: dict[str, list[float]] = {setup: [] for setup in setups}
     with tempfile.TemporaryDirectory(prefix="overhead-") as scratch:
         for _ in range(args.repeat):
-            for impl in ("plain", "catalog"):
+            for impl in setups:
                 times[impl].append(
                     run_once(Path(scratch), impl, args.micros, args.steps, args.size)
                 )
@@ -148,6 +162,9 @@ def main() -> None:
     print(f"{'plain muscle_manager + libmuscle.Instance':<42} {plain:8.2f}")
     print(f"{'muscle-catalog-manager + catalog.muscle3.Instance':<42} {ours:8.2f}")
     print(f"ratio ours / plain: {ours / plain:.2f}x (goal <= 1.1x)")
+    for setup in setups[2:]:
+        median = statistics.median(times[setup])
+        print(f"{setup:<42} {median:8.2f}  ({median / plain:.2f}x plain)")
     base = imports["libmuscle.Instance"]
     for name, value in imports.items():
         print(f"start-up, python -c 'import {name}': {value:.2f} s ({value / base:.2f}x)")
