@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path, PurePath
+from typing import Any, Protocol
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from catalog.records import json_float
+from catalog.records import RunRecord, json_float
 
 #: Console width when stdout is not a terminal: wide enough that no table row folds.
 _PIPED_WIDTH = 10_000
@@ -52,3 +56,99 @@ def float_text(value: float | None) -> str:
     if math.isnan(value) or math.isinf(value):
         return str(json_float(value))
     return f"{value:.6g}"
+
+
+@contextmanager
+def progress_bar(description: str, threshold: int) -> Iterator[Callable[[int, int], None]]:
+    """A ``(done, total)`` callback that shows a bar on stderr once the work turns out large.
+
+    Small jobs print nothing: a bar that flashes for a second is noise.
+
+    Args:
+        description: What the bar says it is doing.
+        threshold: The least ``total`` that gets a bar.
+    """
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if total < threshold:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task(description, total=total))
+        progress.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:  # stopping a bar never started would print an empty line
+            progress.stop()
+
+
+class RecordingReport(Protocol):
+    """What import and watch both report about recording one run directory."""
+
+    run_dir: Path
+    snapshots_added: int
+    snapshots_already_known: int
+    workflow_snapshots_added: int
+    workflow_snapshots_already_known: int
+    relocated_paths: int
+    original_run_dir: PurePath | None
+    resumed_from: RunRecord | None
+    newly_linked: list[RunRecord]
+    notes: list[str]
+    warnings: list[str]
+
+
+def echo_recording(
+    report: RecordingReport, run: RunRecord | None, names: Mapping[int, str]
+) -> None:
+    """The lines import and watch print under their heading: counts, relocation, lineage, notes.
+
+    Each lineage link names both runs: the run linked and the run it resumed from.
+
+    Args:
+        report: What was recorded.
+        run: The run recorded, refreshed (None if none appeared).
+        names: Run id -> name, for the links.
+    """
+    if run is not None:
+        click.echo(
+            f"  snapshots: {report.snapshots_added} added, "
+            f"{report.snapshots_already_known} already known"
+        )
+        click.echo(
+            f"  workflow snapshots: {report.workflow_snapshots_added} added, "
+            f"{report.workflow_snapshots_already_known} already known"
+        )
+    if report.relocated_paths:
+        click.echo(
+            f"  relocated: {report.relocated_paths} resume paths pointed to "
+            f"{report.original_run_dir} and were resolved against {report.run_dir}"
+        )
+    if report.resumed_from is not None and run is not None:
+        workflow = run.resumed_from_workflow_snapshot_id
+        click.echo(
+            f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})"
+            + (f", workflow snapshot {workflow}" if workflow is not None else "")
+        )
+    for linked in report.newly_linked:
+        if run is None or linked.id != run.id:  # an earlier run whose origin this brought
+            origin = names.get(linked.resumed_from_run_id or -1, "?")
+            click.echo(
+                f"  linked: {linked.name} (run {linked.id}) was resumed from {origin} "
+                f"(run {linked.resumed_from_run_id})"
+            )
+    for note in report.notes:
+        click.echo(f"  note: {note}")
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from catalog.cli.group import cli, get_options
-from catalog.cli.output import echo_json, listing_table, stdout
+from catalog.cli.output import echo_json, echo_recording, listing_table, progress_bar, stdout
 from catalog.lineage import LineageStep, lineage_of
 from catalog.records import RunRecord, json_float
 from catalog.resume import simulation_time
 from catalog.run_dir import check_run_directory
-from catalog.run_import import ImportReport, ProgressCallback
+from catalog.run_import import ImportReport
 from catalog.run_import import import_run_directory as _import_run_directory
 
 #: Directories with at least this many ``.pack`` files get a progress bar.
@@ -33,72 +30,14 @@ def import_command(ctx: click.Context, run_dirs: tuple[Path, ...]) -> None:
     checked = [check_run_directory(d) for d in run_dirs]
     catalog = get_options(ctx).open(ctx, create=True)
     for run_dir in checked:
-        with _progress_bar(run_dir) as progress:
+        with progress_bar(f"Reading {run_dir.name}", PROGRESS_THRESHOLD) as progress:
             report = _import_run_directory(catalog, run_dir, progress=progress)
         _print_report(report, {run.id: run.name for run in catalog.runs()})
 
 
-@contextmanager
-def _progress_bar(run_dir: Path) -> Iterator[ProgressCallback]:
-    """A progress callback that shows a bar on stderr once a directory turns out to be large."""
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if total < PROGRESS_THRESHOLD:
-            return
-        if not task:
-            progress.start()
-            task.append(progress.add_task(f"Reading {run_dir.name}", total=total))
-        progress.update(task[0], completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task:  # stopping a bar never started would print an empty line
-            progress.stop()
-
-
 def _print_report(report: ImportReport, names: Mapping[int, str]) -> None:
     click.echo(f"Imported {report.run_name} (run {report.run_id}) from {report.run_dir}")
-    click.echo(
-        f"  snapshots: {report.snapshots_added} added, "
-        f"{report.snapshots_already_known} already known"
-    )
-    click.echo(
-        f"  workflow snapshots: {report.workflow_snapshots_added} added, "
-        f"{report.workflow_snapshots_already_known} already known"
-    )
-    if report.relocated_paths:
-        click.echo(
-            f"  relocated: {report.relocated_paths} resume paths pointed to "
-            f"{report.original_run_dir} and were resolved against {report.run_dir}"
-        )
-    if report.resumed_from is not None:
-        workflow = report.run.resumed_from_workflow_snapshot_id
-        click.echo(
-            f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})"
-            + (f", workflow snapshot {workflow}" if workflow is not None else "")
-        )
-    for linked in report.newly_linked:
-        if linked.id != report.run_id:  # a run imported earlier, whose origin this import brought
-            origin = names.get(linked.resumed_from_run_id or -1, "?")
-            click.echo(
-                f"  linked: {linked.name} (run {linked.id}) was resumed from {origin} "
-                f"(run {linked.resumed_from_run_id})"
-            )
-    for note in report.notes:
-        click.echo(f"  note: {note}")
-    for warning in report.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+    echo_recording(report, report.run, names)
 
 
 @cli.command("runs")

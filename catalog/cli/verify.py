@@ -8,19 +8,14 @@ object per problem for scripts).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog.cli.group import cli, get_options
-from catalog.cli.output import echo_json
+from catalog.cli.output import echo_json, progress_bar
 from catalog.maintenance.relocate import relocate
-from catalog.maintenance.verify import ProblemKind, VerifyProgress, VerifyReport, verify
+from catalog.maintenance.verify import ProblemKind, VerifyReport, verify
 
 #: Campaigns with at least this many recorded files get a progress bar.
 PROGRESS_THRESHOLD = 200
@@ -56,7 +51,7 @@ def verify_command(
     but do not count.
     """
     catalog = get_options(ctx).open(ctx, create=False)
-    with _progress_bar() as progress:
+    with progress_bar("Verifying", PROGRESS_THRESHOLD) as progress:
         report = verify(catalog, run=run, quick=quick, fix=fix, progress=progress)
     if as_json:
         echo_json([problem.to_json() for problem in report.problems])
@@ -95,34 +90,6 @@ def _print_fixes(report: VerifyReport, *, err: bool) -> None:
         click.echo(f"fixed: {line}", err=err)
     for line in report.not_fixed:
         click.echo(f"not fixed: {line}", err=err)
-
-
-@contextmanager
-def _progress_bar() -> Iterator[VerifyProgress]:
-    """A progress callback that shows a bar on stderr once a campaign turns out to be large."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if total < PROGRESS_THRESHOLD:
-            return
-        if not task:
-            progress.start()
-            task.append(progress.add_task("Verifying", total=total))
-        progress.update(task[0], completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task:
-            progress.stop()
 
 
 @cli.command("relocate")

@@ -9,7 +9,7 @@ scripts can act on without parsing text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.text import Text
 
 from catalog.cli.group import cli, get_options
+from catalog.cli.output import echo_recording
 from catalog.watch import (
     DEFAULT_INTERVAL,
     WatchOutcome,
@@ -74,8 +75,9 @@ def watch_command(
         reports = watch_run_directories(
             catalog, checked, interval=interval, timeout=timeout, progress=show
         )
+    names = {run.id: run.name for run in catalog.runs()}
     for report in reports:
-        _print_report(report)
+        _print_report(report, names)
     ctx.exit(exit_code(reports))
 
 
@@ -135,7 +137,7 @@ def progress_text(item: WatchProgress) -> Text:
     )
 
 
-def _print_report(report: WatchReport) -> None:
+def _print_report(report: WatchReport, names: Mapping[int, str]) -> None:
     if report.run is None:
         click.echo(f"Watched {report.run_dir}: {report.outcome}; no MUSCLE3 run appeared there")
     else:
@@ -143,25 +145,4 @@ def _print_report(report: WatchReport) -> None:
             f"Watched {report.run.name} (run {report.run.id}) in {report.run_dir}: "
             f"{report.outcome}, status {report.run.status}"
         )
-        click.echo(
-            f"  snapshots: {report.snapshots_added} added, "
-            f"{report.snapshots_already_known} already known"
-        )
-        click.echo(
-            f"  workflow snapshots: {report.workflow_snapshots_added} added, "
-            f"{report.workflow_snapshots_already_known} already known"
-        )
-    if report.relocated_paths:
-        click.echo(
-            f"  relocated: {report.relocated_paths} resume paths pointed to "
-            f"{report.original_run_dir} and were resolved against {report.run_dir}"
-        )
-    if report.resumed_from is not None:
-        click.echo(f"  resumed from: {report.resumed_from.name} (run {report.resumed_from.id})")
-    for linked in report.newly_linked:
-        if report.run is None or linked.id != report.run.id:
-            click.echo(f"  linked: {linked.name} was resumed from this run")
-    for note in report.notes:
-        click.echo(f"  note: {note}")
-    for warning in report.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+    echo_recording(report, report.run, names)
