@@ -365,3 +365,18 @@ def test_alternatives_containing_a_snapshot(tmp_path: Path) -> None:
     found = strict_json(result.stdout)
     assert 1 <= len(found) <= 2
     assert all(w["macro"] == macro_last for w in found)
+
+
+def test_catalog_option_before_or_after_the_command_version_and_short_help(
+    catalog_url: str,
+) -> None:
+    invoke(catalog_url, "import", str(STATELESS))
+    before = invoke(catalog_url, "runs", "--json")
+    after = CliRunner().invoke(cli, ["runs", "--json", "--catalog", catalog_url])
+    assert after.exit_code == 0, after.output
+    assert strict_json(after.stdout) == strict_json(before.stdout)
+    version = CliRunner().invoke(cli, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("muscle-catalog, version ")
+    for args in (["-h"], ["runs", "-h"]):
+        shown = CliRunner().invoke(cli, args)
+        assert shown.exit_code == 0 and "--catalog PATH_OR_URL" in shown.stdout

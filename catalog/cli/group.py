@@ -102,8 +102,40 @@ def get_options(ctx: click.Context) -> Options:
     return options
 
 
+def _catalog_after_command(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--catalog`` given after the command's name: it overrides the group's."""
+    options = ctx.find_object(Options)
+    if value is not None and options is not None:
+        options.explicit = value
+        options.__dict__.pop("choice", None)  # chosen again, from the new value
+
+
+_CATALOG_HELP = (
+    "SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog. "
+    f"Default: the nearest {DEFAULT_CATALOG_NAME} in the current directory or above it."
+)
+
+
 class _CatalogGroup(click.Group):
-    """A click group that turns the errors users can cause into one ``Error:`` line."""
+    """A click group that turns the errors users can cause into one ``Error:`` line.
+
+    Every command also takes ``--catalog`` after its own name
+    (``muscle-catalog runs --catalog x.sqlite``), as users type it.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register a command, giving it the ``--catalog`` option too."""
+        if not any("--catalog" in getattr(param, "opts", ()) for param in cmd.params):
+            cmd.params.append(
+                click.Option(
+                    ["--catalog"],
+                    metavar="PATH_OR_URL",
+                    expose_value=False,
+                    callback=_catalog_after_command,
+                    help=_CATALOG_HELP,
+                )
+            )
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand, reporting catalog, database and file errors without a traceback."""
@@ -133,7 +165,8 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-@click.group(cls=_CatalogGroup)
+@click.group(cls=_CatalogGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="muscle-snapshot-catalog", prog_name="muscle-catalog")
 @click.option(
     "--catalog",
     "location",
@@ -141,10 +174,7 @@ def one_line(text: str) -> str:
     envvar=CATALOG_ENV,
     show_envvar=True,
     default=None,
-    help=(
-        "SQLite file or SQLAlchemy URL (postgresql+psycopg://user@host/db) of the catalog. "
-        f"Default: the nearest {DEFAULT_CATALOG_NAME} in the current directory or above it."
-    ),
+    help=_CATALOG_HELP,
 )
 @click.pass_context
 def cli(ctx: click.Context, location: str | None) -> None:
