@@ -266,18 +266,21 @@ class Catalog:
     def run(self, run: int | str) -> RunRecord:
         """One run, by id or by name (a name must be unambiguous).
 
+        Only the runs asked for are read and counted, not the whole campaign.
+
         Raises:
             CatalogError: No such run, or the name is ambiguous.
         """
-        runs = self.runs()
         if isinstance(run, int):
-            matches = [r for r in runs if r.id == run]
+            matches = self._run_records(Run.id == run)
         else:
-            matches = [r for r in runs if r.name == run]
+            matches = self._run_records(Run.name == run)
             if not matches and run.isdigit():  # "--run 3" on the command line: an id
-                matches = [r for r in runs if r.id == int(run)]
+                matches = self._run_records(Run.id == int(run))
         if not matches:
-            known = ", ".join(r.name for r in runs) or "none"
+            with self.read_session() as session:
+                names = list(session.scalars(select(Run.name).order_by(Run.id)))
+            known = ", ".join(names) or "none"
             raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
         if len(matches) > 1:
             ids = ", ".join(f"{r.id} ({r.run_dir})" for r in matches)
@@ -286,22 +289,19 @@ class Catalog:
 
     def runs(self) -> RecordList[RunRecord]:
         """Every run in the catalog, oldest first."""
-        counts = (
-            select(SnapshotRow.run_id, func.count().label("n"))
-            .group_by(SnapshotRow.run_id)
-            .subquery()
+        return self._run_records()
+
+    def _run_records(self, *conditions: Any) -> RecordList[RunRecord]:
+        """The runs matching ``conditions``, oldest first, each with its own counts.
+
+        The counts are per-run subqueries (served by the run_id indexes), so
+        asking for one run never counts the rest of the campaign.
+        """
+        snapshots = select(func.count()).where(SnapshotRow.run_id == Run.id).scalar_subquery()
+        workflows = (
+            select(func.count()).where(WorkflowSnapshotRow.run_id == Run.id).scalar_subquery()
         )
-        workflow_counts = (
-            select(WorkflowSnapshotRow.run_id, func.count().label("n"))
-            .group_by(WorkflowSnapshotRow.run_id)
-            .subquery()
-        )
-        query = (
-            select(Run, func.coalesce(counts.c.n, 0), func.coalesce(workflow_counts.c.n, 0))
-            .outerjoin(counts, counts.c.run_id == Run.id)
-            .outerjoin(workflow_counts, workflow_counts.c.run_id == Run.id)
-            .order_by(Run.id)
-        )
+        query = select(Run, snapshots, workflows).where(*conditions).order_by(Run.id)
         with self.read_session() as session:
             return RecordList(
                 RunRecord(
