@@ -12,14 +12,10 @@ from sqlalchemy import func, select
 from catalog import Catalog, open_catalog
 from catalog.cli import cli
 from catalog.db.schema import (
+    TABLE_MODELS,
     PortCount,
     Run,
-    SnapshotPort,
     SnapshotRow,
-    SnapshotSetting,
-    SnapshotTrigger,
-    WorkflowSnapshotMember,
-    WorkflowSnapshotRow,
 )
 from catalog.enums import SnapshotStatus
 from catalog.errors import CatalogError
@@ -39,16 +35,7 @@ def row_counts(catalog: Catalog) -> dict[str, int]:
     with catalog.read_session() as session:
         return {
             model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
-            for model in (
-                Run,
-                SnapshotRow,
-                SnapshotTrigger,
-                SnapshotPort,
-                PortCount,
-                SnapshotSetting,
-                WorkflowSnapshotRow,
-                WorkflowSnapshotMember,
-            )
+            for model in TABLE_MODELS
         }
 
 

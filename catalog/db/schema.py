@@ -251,3 +251,17 @@ class WorkflowSnapshotMember(Base):
     snapshot_id: Mapped[int | None] = mapped_column(
         ForeignKey("snapshots.id", ondelete="RESTRICT"), index=True
     )
+
+
+#: Every table's model, parents before children: the order to copy rows in so
+#: that foreign keys always point at rows already there.
+TABLE_MODELS: tuple[type[Base], ...] = (
+    Run,
+    SnapshotRow,
+    SnapshotTrigger,
+    SnapshotPort,
+    PortCount,
+    SnapshotSetting,
+    WorkflowSnapshotRow,
+    WorkflowSnapshotMember,
+)

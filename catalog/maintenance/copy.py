@@ -43,6 +43,7 @@ from catalog.catalog import Catalog
 from catalog.db.bulk import select_in_chunks
 from catalog.db.identity import members_key
 from catalog.db.schema import (
+    TABLE_MODELS,
     PortCount,
     Run,
     SnapshotPort,
@@ -150,19 +151,7 @@ def copy_catalog(
     ):
         raise CatalogError(f"Source and target are the same catalog ({source.location})")
     with source.read_session() as session:
-        data = {
-            model: _rows(session, model)
-            for model in (
-                Run,
-                SnapshotRow,
-                SnapshotTrigger,
-                SnapshotPort,
-                PortCount,
-                SnapshotSetting,
-                WorkflowSnapshotRow,
-                WorkflowSnapshotMember,
-            )
-        }
+        data = {model: _rows(session, model) for model in TABLE_MODELS}
     paths = _Paths(source, target, relocate)
     with target.write_session() as session:
         return _merge(session, data, paths, source.location, target.location)
