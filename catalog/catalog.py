@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.db.bulk import (
+    IN_CHUNK,
     executemany,
     ids_by_path,
     insert_snapshots,
@@ -38,10 +40,8 @@ from catalog.db.bulk import (
     select_in_chunks,
 )
 from catalog.db.engine import READ_ONLY, create_catalog_engine
-from catalog.db.floats import join_float
 from catalog.db.identity import members_key
 from catalog.db.schema import (
-    PortCount,
     Run,
     SnapshotPort,
     SnapshotRow,
@@ -66,9 +66,11 @@ from catalog.records import (
     NewWorkflowSnapshot,
     RecordList,
     RunRecord,
+    RunSummary,
     SnapshotRecord,
     WorkflowSnapshotRecord,
 )
+from catalog.snapshot_query import SnapshotFilter
 
 #: Rows per transaction when recording in bulk (import, reindex).
 BULK_BATCH_SIZE = 2000
@@ -130,12 +132,28 @@ class Catalog:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A session in one read-only transaction (never blocks writers)."""
+        """A session in one read-only transaction that sees one consistent state.
+
+        A record is read in several statements (rows, then their triggers,
+        ports and settings), so every statement of a read must see the same
+        committed state, or a writer committing in between makes the parts
+        disagree. SQLite gives that to any transaction (its WAL snapshot is
+        taken at the first read and held until the end); PostgreSQL's default
+        READ COMMITTED does not, so reads there run at REPEATABLE READ, which
+        takes one snapshot for the whole transaction. Neither blocks writers.
+        """
         with self.engine.connect() as connection:
-            connection = connection.execution_options(**{READ_ONLY: True})
+            options: dict[str, Any] = {READ_ONLY: True}
+            if self._dialect != "sqlite":
+                options["isolation_level"] = "REPEATABLE READ"
+            connection = connection.execution_options(**options)
             with Session(bind=connection) as session:
                 yield session
                 session.rollback()
+
+    @property
+    def _dialect(self) -> str:
+        return str(self.engine.dialect.name)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -266,60 +284,122 @@ class Catalog:
     def run(self, run: int | str) -> RunRecord:
         """One run, by id or by name (a name must be unambiguous).
 
-        Only the runs asked for are read and counted, not the whole campaign.
+        Only the run asked for is read and counted, not the whole campaign.
 
         Raises:
             CatalogError: No such run, or the name is ambiguous.
         """
-        if isinstance(run, int):
-            matches = self._run_records(Run.id == run)
-        else:
-            matches = self._run_records(Run.name == run)
-            if not matches and run.isdigit():  # "--run 3" on the command line: an id
-                matches = self._run_records(Run.id == int(run))
-        if not matches:
-            with self.read_session() as session:
+        return self._run_records(Run.id == self.run_id(run))[0]
+
+    def run_id(self, run: int | str) -> int:
+        """The id of a run given by id or by name, from the runs table alone.
+
+        Queries filtering by run use this: it reads the ``runs`` table (by its
+        name index), never the run's snapshots.
+
+        Raises:
+            CatalogError: No such run, or the name is ambiguous.
+        """
+        with self.read_session() as session:
+            if isinstance(run, int):
+                ids = list(session.scalars(select(Run.id).where(Run.id == run)))
+            else:
+                ids = list(session.scalars(select(Run.id).where(Run.name == run)))
+                if not ids and run.isdigit():  # "--run 3" on the command line: an id
+                    ids = list(session.scalars(select(Run.id).where(Run.id == int(run))))
+            if len(ids) == 1:
+                return int(ids[0])
+            if not ids:
                 names = list(session.scalars(select(Run.name).order_by(Run.id)))
-            known = ", ".join(names) or "none"
-            raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
-        if len(matches) > 1:
-            ids = ", ".join(f"{r.id} ({r.run_dir})" for r in matches)
-            raise CatalogError(f"Run name {run!r} is ambiguous; use the run id: {ids}")
-        return matches[0]
+                known = ", ".join(names) or "none"
+                raise CatalogError(f"No run {run!r} in the catalog {self.location} (runs: {known})")
+            found = session.execute(select(Run.id, Run.run_dir).where(Run.id.in_(ids)))
+            choices = ", ".join(f"{rid} ({self.resolve_path(d)})" for rid, d in found)
+            raise CatalogError(f"Run name {run!r} is ambiguous; use the run id: {choices}")
 
     def runs(self) -> RecordList[RunRecord]:
         """Every run in the catalog, oldest first."""
         return self._run_records()
 
+    def run_summary(self, run: int | str) -> RunSummary:
+        """One run at a glance: its record plus per-instance and per-status counts.
+
+        The record already has the run's dates, status, simulation-time span,
+        snapshot and workflow-snapshot counts and bytes; the summary adds how
+        many snapshots each instance saved and how many are in each status.
+
+        Raises:
+            CatalogError: No such run, or the name is ambiguous.
+        """
+        run_id = self.run_id(run)
+        with self.read_session() as session:
+            record = self._run_records_in(session, Run.id == run_id)[0]
+            per_instance = {
+                str(instance): int(n)
+                for instance, n in session.execute(
+                    select(SnapshotRow.instance, func.count())
+                    .where(SnapshotRow.run_id == run_id)
+                    .group_by(SnapshotRow.instance)
+                )
+            }
+            per_status = {
+                SnapshotStatus(status): int(n)
+                for status, n in session.execute(
+                    select(SnapshotRow.status, func.count())
+                    .where(SnapshotRow.run_id == run_id)
+                    .group_by(SnapshotRow.status)
+                )
+            }
+        ordered = dict(sorted(per_instance.items(), key=lambda item: instance_sort_key(item[0])))
+        return RunSummary(
+            run=record, snapshots_per_instance=ordered, snapshots_per_status=per_status
+        )
+
     def _run_records(self, *conditions: Any) -> RecordList[RunRecord]:
+        with self.read_session() as session:
+            return self._run_records_in(session, *conditions)
+
+    def _run_records_in(self, session: Session, *conditions: Any) -> RecordList[RunRecord]:
         """The runs matching ``conditions``, oldest first, each with its own counts.
 
-        The counts are per-run subqueries (served by the run_id indexes), so
-        asking for one run never counts the rest of the campaign.
+        The counts, time span and bytes are per-run subqueries served by the
+        run_id indexes, so asking for one run never reads the rest of the
+        campaign.
         """
-        snapshots = select(func.count()).where(SnapshotRow.run_id == Run.id).scalar_subquery()
+
+        def per_run(*columns: Any) -> Any:
+            return select(*columns).where(SnapshotRow.run_id == Run.id).scalar_subquery()
+
+        snapshots = per_run(func.count())
+        first = per_run(func.min(SnapshotRow.timestamp))
+        last = per_run(func.max(SnapshotRow.timestamp))
+        size = per_run(func.sum(SnapshotRow.size_bytes))
         workflows = (
             select(func.count()).where(WorkflowSnapshotRow.run_id == Run.id).scalar_subquery()
         )
-        query = select(Run, snapshots, workflows).where(*conditions).order_by(Run.id)
-        with self.read_session() as session:
-            return RecordList(
-                RunRecord(
-                    id=run.id,
-                    name=run.name,
-                    run_dir=self.resolve_path(run.run_dir),
-                    model_name=run.model_name,
-                    source=Source(run.source),
-                    created_at=_utc(run.created_at),
-                    finished_at=_utc(run.finished_at) if run.finished_at else None,
-                    resumed_from_run_id=run.resumed_from_run_id,
-                    num_snapshots=int(n),
-                    status=RunStatus(run.status),
-                    resumed_from_workflow_snapshot_id=run.resumed_from_workflow_snapshot_id,
-                    num_workflow_snapshots=int(n_workflows),
-                )
-                for run, n, n_workflows in session.execute(query)
+        query = (
+            select(Run, snapshots, workflows, first, last, size).where(*conditions).order_by(Run.id)
+        )
+        return RecordList(
+            RunRecord(
+                id=run.id,
+                name=run.name,
+                run_dir=self.resolve_path(run.run_dir),
+                model_name=run.model_name,
+                source=Source(run.source),
+                created_at=_utc(run.created_at),
+                finished_at=_utc(run.finished_at) if run.finished_at else None,
+                resumed_from_run_id=run.resumed_from_run_id,
+                num_snapshots=int(n),
+                status=RunStatus(run.status),
+                resumed_from_workflow_snapshot_id=run.resumed_from_workflow_snapshot_id,
+                num_workflow_snapshots=int(n_workflows),
+                first_timestamp=None if t0 is None else float(t0),
+                last_timestamp=None if t1 is None else float(t1),
+                size_bytes=int(size_bytes or 0),
             )
+            for run, n, n_workflows, t0, t1, size_bytes in session.execute(query)
+        )
 
     def run_configuration(self, run_id: int) -> str | None:
         """The yMMSL configuration text recorded for a run, if any."""
@@ -364,7 +444,7 @@ class Catalog:
                 )
             order = next_submission_order(session, run_id)
             snapshot_id = insert_snapshots(session, run_id, [(stored, order, new)])[0]
-        return self._records_where(SnapshotRow.id == snapshot_id)[0]
+        return self._records_where(SnapshotFilter(), SnapshotRow.id == snapshot_id)[0]
 
     def record_snapshots(
         self,
@@ -431,29 +511,128 @@ class Catalog:
         run: int | str | None = None,
         instance: str | None = None,
         final: bool | None = None,
+        *,
+        after_time: float | None = None,
+        before_time: float | None = None,
+        trigger: str | None = None,
+        limit: int | None = None,
+        order_by: str = "submission",
     ) -> RecordList[SnapshotRecord]:
-        """Recorded snapshots, in run and submission order.
+        """Recorded snapshots, by default in run and submission order.
 
         Args:
             run: Only this run (id or name).
-            instance: Only this instance (e.g. ``"micro[3]"``).
+            instance: Only this instance (``micro[3]``); a vector's base name
+                (``micro``) means all its elements; ``*`` and ``?`` make a
+                pattern (``micro[*]``, ``micro*``).
             final: Only final (True) or only intermediate (False) snapshots.
+            after_time: Only those at or after this simulation time.
+            before_time: Only those at or before this simulation time.
+            trigger: Only those with this trigger (exact, or a ``*`` pattern).
+            limit: At most this many (after ordering).
+            order_by: ``submission`` (default), ``timestamp``,
+                ``wallclock_time``, ``recorded_at``, ``instance``, ``id`` or
+                ``size_bytes``; ``-`` in front for descending.
 
         Returns:
             The matching records.
+
+        Raises:
+            QueryError: A filter cannot be right (negative limit, unknown ordering...).
+            CatalogError: No such run.
         """
-        conditions: list[Any] = []
-        if run is not None:
-            conditions.append(SnapshotRow.run_id == self.run(run).id)
-        if instance is not None:
-            conditions.append(SnapshotRow.instance == instance)
-        if final is not None:
-            conditions.append(SnapshotRow.is_final_snapshot == final)
-        return self._records_where(*conditions)
+        query = self.snapshot_filter(
+            run, instance, final, after_time, before_time, trigger, limit, order_by
+        )
+        return self._records_where(query)
+
+    def iter_snapshots(
+        self,
+        run: int | str | None = None,
+        instance: str | None = None,
+        final: bool | None = None,
+        *,
+        after_time: float | None = None,
+        before_time: float | None = None,
+        trigger: str | None = None,
+        limit: int | None = None,
+        order_by: str = "submission",
+        batch_size: int = 2000,
+    ) -> Iterator[SnapshotRecord]:
+        """Like :meth:`snapshots`, but yields records batch by batch in constant memory.
+
+        For exporting catalogs of millions of snapshots (``snapshots --json``):
+        rows stream from the database cursor, and each batch's triggers, ports
+        and settings are read with it, all in one read transaction, so the
+        whole iteration sees one consistent state.
+        """
+        query = self.snapshot_filter(
+            run, instance, final, after_time, before_time, trigger, limit, order_by
+        )
+        with self.read_session() as session:
+            result = session.execute(
+                self._snapshot_select(query), execution_options={"yield_per": batch_size}
+            )
+            for rows in result.partitions():
+                ids = [row[0] for row in rows]
+                children = _Children()
+                for start in range(0, len(ids), IN_CHUNK):
+                    _load_children(session, ids[start : start + IN_CHUNK], children)
+                yield from self._build_records(rows, children)
+
+    def snapshot_filter(
+        self,
+        run: int | str | None = None,
+        instance: str | None = None,
+        final: bool | None = None,
+        after_time: float | None = None,
+        before_time: float | None = None,
+        trigger: str | None = None,
+        limit: int | None = None,
+        order_by: str = "submission",
+    ) -> SnapshotFilter:
+        """The checked filter of a snapshot query (the run looked up by id or name)."""
+        return SnapshotFilter(
+            run_id=None if run is None else self.run_id(run),
+            instance=instance,
+            final=final,
+            after_time=after_time,
+            before_time=before_time,
+            trigger=trigger,
+            limit=limit,
+            order_by=order_by,
+        )
+
+    def snapshots_frame(
+        self,
+        run: int | str | None = None,
+        instance: str | None = None,
+        final: bool | None = None,
+        *,
+        after_time: float | None = None,
+        before_time: float | None = None,
+        trigger: str | None = None,
+        limit: int | None = None,
+        order_by: str = "submission",
+    ) -> Any:
+        """The matching snapshots as a pandas DataFrame, read straight from SQL.
+
+        Takes the filters of :meth:`snapshots`. No record is built per row, so
+        this is the way to analyse millions of snapshots; see
+        :mod:`catalog.frames` for the columns (typed: datetimes as UTC
+        datetimes, booleans as bools, NaN timestamps as NaN, paths absolute).
+        Needs the ``pandas`` extra.
+        """
+        from catalog.frames import snapshots_frame
+
+        query = self.snapshot_filter(
+            run, instance, final, after_time, before_time, trigger, limit, order_by
+        )
+        return snapshots_frame(self, query)
 
     def snapshot_by_path(self, path: Path | str) -> SnapshotRecord | None:
         """The record of a snapshot file, or None if it is not recorded."""
-        found = self._records_where(SnapshotRow.path == self.stored_path(path))
+        found = self._records_where(SnapshotFilter(), SnapshotRow.path == self.stored_path(path))
         return found[0] if found else None
 
     def snapshot_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, list[int]]:
@@ -518,52 +697,82 @@ class Catalog:
         Raises:
             CatalogError: No such snapshot.
         """
-        found = self._records_where(SnapshotRow.id == snapshot_id)
+        found = self._records_where(SnapshotFilter(), SnapshotRow.id == snapshot_id)
         if not found:
             raise CatalogError(f"No snapshot with id {snapshot_id} in {self.location}")
         return found[0]
 
-    def _records_where(self, *conditions: Any) -> RecordList[SnapshotRecord]:
-        query = (
-            select(SnapshotRow, Run.name)
+    def _snapshot_select(self, query: SnapshotFilter, *extra: Any) -> Any:
+        """The SELECT of snapshot rows (the columns records are built from)."""
+        statement: Any = (
+            select(*_RECORD_COLUMNS)
             .join(Run, Run.id == SnapshotRow.run_id)
-            .where(*conditions)
-            .order_by(SnapshotRow.run_id, SnapshotRow.submission_order)
+            .where(*query.conditions(self._dialect), *extra)
+            .order_by(*query.ordering())
         )
-        with self.read_session() as session:
-            rows = list(session.execute(query))
-            ids = select(SnapshotRow.id).where(*conditions).scalar_subquery()
-            children = _load_children(session, ids)
-            return RecordList(self._to_record(row, run_name, children) for row, run_name in rows)
+        return statement if query.limit is None else statement.limit(query.limit)
 
-    def _to_record(self, row: SnapshotRow, run_name: str, children: _Children) -> SnapshotRecord:
-        timestamp = join_float(row.timestamp, row.timestamp_nan)
-        wallclock = join_float(row.wallclock_time, row.wallclock_time_nan)
-        return SnapshotRecord(
-            id=row.id,
-            run=run_name,
-            run_id=row.run_id,
-            instance=row.instance,
-            sequence=row.sequence,
-            submission_order=row.submission_order,
-            path=self.resolve_path(row.path),
-            snapshot_filename=row.snapshot_filename,
-            format_version=row.format_version,
-            size_bytes=row.size_bytes,
-            sha256=row.sha256,
-            triggers=tuple(children.triggers.get(row.id, [])),
-            wallclock_time=wallclock if wallclock is not None else 0.0,
-            timestamp=timestamp if timestamp is not None else float("nan"),
-            next_timestamp=join_float(row.next_timestamp, row.next_timestamp_nan),
-            port_message_counts=children.ports.get(row.id, {}),
-            is_final_snapshot=row.is_final_snapshot,
-            is_implicit=row.is_implicit,
-            settings_overlay=children.settings.get(row.id, {}),
-            status=SnapshotStatus(row.status),
-            recorded_at=_utc(row.recorded_at),
-            copied_from_snapshot_id=row.copied_from_snapshot_id,
-            status_changed_at=_utc(row.status_changed_at) if row.status_changed_at else None,
-        )
+    def _records_where(self, query: SnapshotFilter, *extra: Any) -> RecordList[SnapshotRecord]:
+        """Records matching a filter, read in four statements of one consistent transaction."""
+        statement = self._snapshot_select(query, *extra)
+        with self.read_session() as session:
+            rows = session.execute(statement).all()
+            children = _Children()
+            if rows:
+                if query.limit is None and not extra and not query.conditions(self._dialect):
+                    ids: Any = None  # everything: no need to restrict the children
+                else:
+                    ids = (
+                        select(SnapshotRow.id)
+                        .where(*query.conditions(self._dialect), *extra)
+                        .order_by(*query.ordering())
+                    )
+                    if query.limit is not None:
+                        ids = ids.limit(query.limit)
+                _load_children(session, ids, children)
+            return RecordList(self._build_records(rows, children))
+
+    def _build_records(self, rows: Sequence[Any], children: _Children) -> Iterator[SnapshotRecord]:
+        """Records from rows of :data:`_RECORD_COLUMNS` and their children.
+
+        Kept lean (one absolute-path join per row, no ORM objects), since a
+        notebook may ask for a hundred thousand records at once.
+        """
+        root = None if self.root is None else str(self.root)
+        triggers, ports, settings = children.triggers, children.ports, children.settings
+        no_triggers: list[str] = []
+        nan = math.nan  # the one NaN object, so that equal records compare equal
+        for (
+            sid, run_name, run_id, instance, sequence, order, stored, filename, version,
+            size, sha, wallclock, wallclock_nan, timestamp, timestamp_nan, next_ts,
+            next_ts_nan, is_final, is_implicit, status, recorded_at, copied_from, changed_at,
+        ) in rows:  # fmt: skip
+            path = Path(stored) if root is None or stored.startswith("/") else Path(root, stored)
+            yield SnapshotRecord(
+                id=sid,
+                run=run_name,
+                run_id=run_id,
+                instance=instance,
+                sequence=sequence,
+                submission_order=order,
+                path=path,
+                snapshot_filename=filename,
+                format_version=version,
+                size_bytes=size,
+                sha256=sha,
+                triggers=tuple(triggers.get(sid, no_triggers)),
+                wallclock_time=nan if wallclock_nan else (wallclock or 0.0),
+                timestamp=nan if timestamp_nan or timestamp is None else timestamp,
+                next_timestamp=nan if next_ts_nan else next_ts,
+                port_message_counts=ports.get(sid) or {},
+                is_final_snapshot=bool(is_final),
+                is_implicit=bool(is_implicit),
+                settings_overlay=settings.get(sid) or {},
+                status=SnapshotStatus(status),
+                recorded_at=_utc(recorded_at),
+                copied_from_snapshot_id=copied_from,
+                status_changed_at=_utc(changed_at) if changed_at else None,
+            )
 
     # -- workflow snapshots -------------------------------------------------------------
 
@@ -657,7 +866,7 @@ class Catalog:
         """Recorded workflow snapshots, per run in the order they were found."""
         conditions: list[Any] = []
         if run is not None:
-            conditions.append(WorkflowSnapshotRow.run_id == self.run(run).id)
+            conditions.append(WorkflowSnapshotRow.run_id == self.run_id(run))
         return self._workflow_records_where(*conditions)
 
     def workflow_snapshots_with_member(
@@ -701,22 +910,33 @@ class Catalog:
             The record, or None if there is none.
         """
         # Those marked unresumable (a member missing, corrupt or deleted; see
-        # ``muscle-catalog verify``) are never offered as resume points.
-        candidates = RecordList(
-            w for w in self.workflow_snapshots(run) if w.status != WorkflowStatus.UNRESUMABLE
-        )
+        # ``muscle-catalog verify``) are never offered as resume points. The
+        # newest is the largest timestamp (unknown ones last), then the newest
+        # run and sequence: the order of the timestamp indexes, so this reads
+        # one index entry or a few, however long the run.
+        conditions: list[Any] = [WorkflowSnapshotRow.status != WorkflowStatus.UNRESUMABLE]
+        if run is not None:
+            conditions.append(WorkflowSnapshotRow.run_id == self.run_id(run))
         if before_time is not None:
-            candidates = RecordList(
-                w for w in candidates if w.timestamp is None or w.timestamp <= before_time
+            conditions.append(
+                (WorkflowSnapshotRow.timestamp <= before_time)
+                | WorkflowSnapshotRow.timestamp.is_(None)
             )
-        if not candidates:
+        newest = (
+            select(WorkflowSnapshotRow.id)
+            .where(*conditions)
+            .order_by(
+                WorkflowSnapshotRow.timestamp.desc().nulls_last(),
+                WorkflowSnapshotRow.run_id.desc(),
+                WorkflowSnapshotRow.sequence.desc(),
+            )
+            .limit(1)
+        )
+        with self.read_session() as session:
+            found = session.scalar(newest)
+        if found is None:
             return None
-
-        def newest(w: WorkflowSnapshotRecord) -> tuple[float, int, int]:
-            t = w.timestamp if w.timestamp is not None else float("-inf")
-            return (t, w.run_id, w.sequence)
-
-        return max(candidates, key=newest)
+        return self._workflow_records_where(WorkflowSnapshotRow.id == found)[0]
 
     def _workflow_records_where(self, *conditions: Any) -> RecordList[WorkflowSnapshotRecord]:
         query = (
@@ -803,36 +1023,65 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
-def _load_children(session: Session, ids: Any) -> _Children:
-    children = _Children()
+#: The columns a :class:`SnapshotRecord` is built from, in the order ``_build_records`` unpacks.
+_RECORD_COLUMNS = (
+    SnapshotRow.id,
+    Run.name,
+    SnapshotRow.run_id,
+    SnapshotRow.instance,
+    SnapshotRow.sequence,
+    SnapshotRow.submission_order,
+    SnapshotRow.path,
+    SnapshotRow.snapshot_filename,
+    SnapshotRow.format_version,
+    SnapshotRow.size_bytes,
+    SnapshotRow.sha256,
+    SnapshotRow.wallclock_time,
+    SnapshotRow.wallclock_time_nan,
+    SnapshotRow.timestamp,
+    SnapshotRow.timestamp_nan,
+    SnapshotRow.next_timestamp,
+    SnapshotRow.next_timestamp_nan,
+    SnapshotRow.is_final_snapshot,
+    SnapshotRow.is_implicit,
+    SnapshotRow.status,
+    SnapshotRow.recorded_at,
+    SnapshotRow.copied_from_snapshot_id,
+    SnapshotRow.status_changed_at,
+)
+
+
+def _load_children(session: Session, ids: Any, children: _Children) -> None:
+    """Read the triggers, ports and settings of the snapshots ``ids`` into ``children``.
+
+    Args:
+        session: The read session (its transaction is the consistent view).
+        ids: A list of ids, a SELECT of ids, or None for every snapshot.
+        children: Where to add them.
+    """
+
+    def where(column: Any) -> Any:
+        return True if ids is None else column.in_(ids)
+
     for sid, trigger in session.execute(
         select(SnapshotTrigger.snapshot_id, SnapshotTrigger.trigger)
-        .where(SnapshotTrigger.snapshot_id.in_(ids))
+        .where(where(SnapshotTrigger.snapshot_id))
         .order_by(SnapshotTrigger.snapshot_id, SnapshotTrigger.position)
     ):
         children.triggers[sid].append(trigger)
-    port_lists: dict[tuple[int, str], list[int]] = {}
-    for sid, port, num_slots in session.execute(
-        select(SnapshotPort.snapshot_id, SnapshotPort.port, SnapshotPort.num_slots)
-        .where(SnapshotPort.snapshot_id.in_(ids))
+    loads = json.loads
+    for sid, port, counts in session.execute(
+        select(SnapshotPort.snapshot_id, SnapshotPort.port, SnapshotPort.counts)
+        .where(where(SnapshotPort.snapshot_id))
         .order_by(SnapshotPort.snapshot_id, SnapshotPort.position)
     ):
-        slots = [0] * num_slots
-        children.ports[sid][port] = slots
-        port_lists[(sid, port)] = slots
-    for sid, port, slot, count in session.execute(
-        select(PortCount.snapshot_id, PortCount.port, PortCount.slot, PortCount.count).where(
-            PortCount.snapshot_id.in_(ids)
-        )
-    ):
-        port_lists[(sid, port)][slot] = count
+        children.ports[sid][port] = loads(counts)
     for sid, name, value in session.execute(
         select(SnapshotSetting.snapshot_id, SnapshotSetting.name, SnapshotSetting.value_json)
-        .where(SnapshotSetting.snapshot_id.in_(ids))
+        .where(where(SnapshotSetting.snapshot_id))
         .order_by(SnapshotSetting.snapshot_id, SnapshotSetting.position)
     ):
-        children.settings[sid][name] = json.loads(value)
-    return children
+        children.settings[sid][name] = loads(value)
 
 
 def open_catalog(

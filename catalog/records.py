@@ -96,6 +96,10 @@ class RunRecord:
         resumed_from_workflow_snapshot_id: The workflow snapshot (of the run
             it resumed from) this run started from, if known.
         num_workflow_snapshots: How many workflow snapshots it has.
+        first_timestamp: The earliest simulation time of its snapshots (None
+            if it has none with a simulation time).
+        last_timestamp: The latest simulation time of its snapshots.
+        size_bytes: The total size of its snapshot files when recorded.
     """
 
     id: int
@@ -110,6 +114,25 @@ class RunRecord:
     status: RunStatus = RunStatus.UNKNOWN
     resumed_from_workflow_snapshot_id: int | None = None
     num_workflow_snapshots: int = 0
+    first_timestamp: float | None = None
+    last_timestamp: float | None = None
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run at a glance (:meth:`catalog.catalog.Catalog.run_summary`).
+
+    Attributes:
+        run: The run's record: dates, status, simulation-time span, counts, bytes.
+        snapshots_per_instance: Instance -> how many snapshots it saved, in
+            MUSCLE3's instance order.
+        snapshots_per_status: Status -> how many snapshots have it.
+    """
+
+    run: RunRecord
+    snapshots_per_instance: dict[str, int]
+    snapshots_per_status: dict[SnapshotStatus, int]
 
 
 @dataclass(frozen=True)

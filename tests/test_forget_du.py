@@ -13,8 +13,8 @@ from catalog import Catalog, open_catalog
 from catalog.cli import cli
 from catalog.db.schema import (
     TABLE_MODELS,
-    PortCount,
     Run,
+    SnapshotPort,
     SnapshotRow,
 )
 from catalog.enums import SnapshotStatus
@@ -88,8 +88,8 @@ def test_forget_refuses_a_run_others_resumed_from_unless_forced(campaign: Catalo
     with campaign.read_session() as session:
         orphans = session.scalar(
             select(func.count())
-            .select_from(PortCount)
-            .where(PortCount.snapshot_id.not_in(select(SnapshotRow.id)))
+            .select_from(SnapshotPort)
+            .where(SnapshotPort.snapshot_id.not_in(select(SnapshotRow.id)))
         )
     assert orphans == 0
 
@@ -131,7 +131,7 @@ def test_du_counts_present_and_deleted_bytes(campaign: Catalog) -> None:
 
     by_instance = {u.key: u for u in disk_usage(campaign, by="instance")}
     for instance, usage in by_instance.items():
-        own = list(campaign.snapshots(instance=instance))
+        own = [s for s in campaign.snapshots() if s.instance == instance]
         present = [s for s in own if s.status == SnapshotStatus.PRESENT]
         assert usage.present == len(present)
         assert usage.deleted == len(own) - len(present)

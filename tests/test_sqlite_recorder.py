@@ -153,7 +153,6 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
         "snapshots",
         "snapshot_triggers",
         "snapshot_ports",
-        "port_counts",
         "snapshot_settings",
     }
     assert [_comparable(m) for m in light_metadata] == [_comparable(m) for m in full_metadata]

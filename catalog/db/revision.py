@@ -12,7 +12,7 @@ from __future__ import annotations
 #: newest migration in ``migrations/versions`` (a test holds the two
 #: together). Opening a catalog compares its recorded revision with this,
 #: without importing Alembic.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 #: Alembic's version table, under a name of our own so that a catalog can live
 #: in a PostgreSQL database that other Alembic-managed applications use too.

@@ -24,10 +24,9 @@ from catalog.snapshot import Snapshot
 SNAPSHOTS = "snapshots"
 #: The child tables of a snapshot row and their columns, in the order they are inserted.
 TRIGGERS = ("snapshot_triggers", ("snapshot_id", "position", "trigger"))
-PORTS = ("snapshot_ports", ("snapshot_id", "port", "position", "num_slots"))
-PORT_COUNTS = ("port_counts", ("snapshot_id", "port", "slot", "count"))
+PORTS = ("snapshot_ports", ("snapshot_id", "port", "position", "num_slots", "counts"))
 SETTINGS = ("snapshot_settings", ("snapshot_id", "position", "name", "value_json"))
-CHILD_TABLES = (TRIGGERS, PORTS, PORT_COUNTS, SETTINGS)
+CHILD_TABLES = (TRIGGERS, PORTS, SETTINGS)
 
 
 def snapshot_row(
@@ -74,17 +73,14 @@ def snapshot_row(
 def child_rows(snapshot_id: int, snapshot: Snapshot) -> dict[str, list[tuple[Any, ...]]]:
     """The child rows of a snapshot, per table of :data:`CHILD_TABLES`, in their columns' order.
 
-    Ports keep their position in the counts map and their slot count, so
-    that ports without slots and the port order survive the round trip.
+    Ports keep their position in the counts map, so the port order
+    survives the round trip, and their slots' counts as one JSON array.
     """
     triggers = [(snapshot_id, i, t) for i, t in enumerate(snapshot.triggers)]
-    ports: list[tuple[Any, ...]] = []
-    counts: list[tuple[Any, ...]] = []
-    for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items()):
-        ports.append((snapshot_id, port, position, len(slot_counts)))
-        counts.extend(
-            (snapshot_id, port, slot, int(count)) for slot, count in enumerate(slot_counts)
-        )
+    ports = [
+        (snapshot_id, port, position, len(slot_counts), counts_json(slot_counts))
+        for position, (port, slot_counts) in enumerate(snapshot.port_message_counts.items())
+    ]
     settings = [
         (snapshot_id, i, str(k), settings_json(v))
         for i, (k, v) in enumerate(_settings_items(snapshot))
@@ -92,9 +88,13 @@ def child_rows(snapshot_id: int, snapshot: Snapshot) -> dict[str, list[tuple[Any
     return {
         TRIGGERS[0]: triggers,
         PORTS[0]: ports,
-        PORT_COUNTS[0]: counts,
         SETTINGS[0]: settings,
     }
+
+
+def counts_json(slot_counts: list[int]) -> str:
+    """A port's slot counts as stored in ``snapshot_ports.counts``: a compact JSON array."""
+    return "[" + ",".join(str(int(count)) for count in slot_counts) + "]"
 
 
 def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:

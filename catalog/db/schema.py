@@ -11,10 +11,11 @@ Design notes:
 * SQLite stores a NaN float as NULL. Timestamps of implicit snapshots are
   NaN, so each float that can be NaN has a ``*_nan`` flag column beside it;
   ``catalog.db.floats`` turns the pair back into the exact Python float.
-* Port message counts are rows (``snapshot_ports`` keeps each port's
-  position and slot count, so that ports with no slots and the port order
-  survive; ``port_counts`` has one row per slot) so that consistency checks
-  and notebooks can work in SQL.
+* Port message counts are one row per port (``snapshot_ports``: its position
+  in the map, so the port order survives, its slot count, and its per-slot
+  counts as a JSON array). One row per slot made a thousand-slot macro port
+  a thousand rows per snapshot; the ``port_counts`` view (revision 0003)
+  still gives SQL and notebooks one row per slot.
 * Every column holding a value of a fixed vocabulary (:mod:`catalog.enums`)
   has a CHECK constraint listing it, so no program writing to the database
   can store a value the records could not read back. The lists here are
@@ -39,7 +40,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -174,7 +174,7 @@ class SnapshotSetting(Base):
 
 
 class SnapshotPort(Base):
-    """A port of a snapshot's message counts: its place in the map and its slot count."""
+    """A port of a snapshot's message counts: its place in the map and its slots' counts."""
 
     __tablename__ = "snapshot_ports"
 
@@ -184,24 +184,8 @@ class SnapshotPort(Base):
     port: Mapped[str] = mapped_column(String(255), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     num_slots: Mapped[int] = mapped_column(Integer)
-
-
-class PortCount(Base):
-    """The message count of one slot of one port of a snapshot."""
-
-    __tablename__ = "port_counts"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["snapshot_id", "port"],
-            ["snapshot_ports.snapshot_id", "snapshot_ports.port"],
-            ondelete="CASCADE",
-        ),
-    )
-
-    snapshot_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    port: Mapped[str] = mapped_column(String(255), primary_key=True)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
+    #: The message count of each slot, as a JSON array (``[3,3,2]``; ``[]`` for no slots).
+    counts: Mapped[str] = mapped_column(Text)
 
 
 class WorkflowSnapshotRow(Base):
@@ -213,9 +197,10 @@ class WorkflowSnapshotRow(Base):
         # One workflow snapshot per run and set of members, whoever finds it
         # (registry, import, reindex, watch); see catalog.db.identity.
         UniqueConstraint("run_id", "members_key"),
-        Index("ix_workflow_snapshots_run_timestamp", "run_id", "timestamp"),
+        # The newest resume point of a run: timestamp, then the tie-breaker.
+        Index("ix_workflow_snapshots_run_timestamp", "run_id", "timestamp", "sequence"),
         # The newest resume point of a whole campaign, whatever the run.
-        Index("ix_workflow_snapshots_timestamp", "timestamp"),
+        Index("ix_workflow_snapshots_timestamp", "timestamp", "run_id", "sequence"),
         _one_of("source", Source),
         _one_of("status", WorkflowStatus),
     )
@@ -260,7 +245,6 @@ TABLE_MODELS: tuple[type[Base], ...] = (
     SnapshotRow,
     SnapshotTrigger,
     SnapshotPort,
-    PortCount,
     SnapshotSetting,
     WorkflowSnapshotRow,
     WorkflowSnapshotMember,

@@ -32,6 +32,7 @@ never recorded twice", run creation, stored paths) say where they come from.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import sqlite3
@@ -42,7 +43,6 @@ from catalog.db.floats import join_float
 from catalog.db.revision import SCHEMA_REVISION, VERSION_TABLE
 from catalog.db.rows import (
     CHILD_TABLES,
-    PORT_COUNTS,
     PORTS,
     SNAPSHOTS,
     TRIGGERS,
@@ -292,11 +292,10 @@ def _metadata(
     """
     wallclock = join_float(row["wallclock_time"], row["wallclock_time_nan"])
     timestamp = join_float(row["timestamp"], row["timestamp_nan"])
-    counts: dict[str, list[int]] = {}
-    for _sid, port, _position, num_slots in children[PORTS[0]]:
-        counts[port] = [0] * num_slots
-    for _sid, port, slot, count in children[PORT_COUNTS[0]]:
-        counts[port][slot] = count
+    counts = {
+        port: [int(count) for count in json.loads(slot_counts)]
+        for _sid, port, _position, _num_slots, slot_counts in children[PORTS[0]]
+    }
     return SnapshotMetadata(
         triggers=[str(trigger) for _sid, _position, trigger in children[TRIGGERS[0]]],
         wallclock_time=wallclock if wallclock is not None else 0.0,

@@ -66,12 +66,118 @@ _VIEWS_0001: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: SQLite: the directory of the catalog file, with a trailing slash, as the
+#: database itself knows it (``pragma_database_list``), so that a view gives
+#: the absolute path of a relatively stored file even after the campaign
+#: directory was moved, and whatever program (sqlite3 shell, pandas) reads it.
+_SQLITE_ROOT = (
+    "(SELECT rtrim(file, replace(file, '/', '')) FROM pragma_database_list WHERE name = 'main')"
+)
+
+
+def _sqlite_absolute(column: str) -> str:
+    return (
+        f"CASE WHEN {column} IS NULL OR substr({column}, 1, 1) = '/' THEN {column} "
+        f"ELSE {_SQLITE_ROOT} || {column} END"
+    )
+
+
+#: Revision 0003: per-slot port counts became a JSON array per port, so
+#: ``port_counts`` is now a view giving the old per-slot rows; the overview
+#: views gain absolute paths, triggers, sha256, status and the resume file.
+#: PostgreSQL catalogs store absolute paths (there is no catalog directory),
+#: so their ``absolute_path`` is the stored one.
+_VIEWS_0003: Mapping[str, str | Mapping[str, str]] = MappingProxyType(
+    {
+        "port_counts": MappingProxyType(
+            {
+                "sqlite": """
+        SELECT p.snapshot_id, p.port, CAST(j.key AS INTEGER) AS slot,
+               CAST(j.value AS INTEGER) AS count
+        FROM snapshot_ports p, json_each(p.counts) j
+    """,
+                "postgresql": """
+        SELECT p.snapshot_id, p.port, CAST(j.ordinality - 1 AS INTEGER) AS slot,
+               CAST(j.value AS BIGINT) AS count
+        FROM snapshot_ports p
+        CROSS JOIN LATERAL jsonb_array_elements_text(CAST(p.counts AS jsonb))
+             WITH ORDINALITY AS j(value, ordinality)
+    """,
+            }
+        ),
+        "snapshot_overview": MappingProxyType(
+            {
+                "sqlite": f"""
+        SELECT s.id AS snapshot_id, r.name AS run, s.run_id, s.instance, s.sequence,
+               s.submission_order, s.path, {_sqlite_absolute("s.path")} AS absolute_path,
+               s.snapshot_filename, s.timestamp, s.timestamp_nan, s.next_timestamp,
+               s.next_timestamp_nan, s.wallclock_time, s.is_final_snapshot, s.is_implicit,
+               (SELECT group_concat(t.trigger, '; ') FROM (
+                    SELECT trigger FROM snapshot_triggers
+                    WHERE snapshot_id = s.id ORDER BY position) t) AS triggers,
+               s.status, s.status_changed_at, s.format_version, s.size_bytes, s.sha256,
+               s.copied_from_snapshot_id, s.recorded_at
+        FROM snapshots s JOIN runs r ON r.id = s.run_id
+    """,
+                "postgresql": """
+        SELECT s.id AS snapshot_id, r.name AS run, s.run_id, s.instance, s.sequence,
+               s.submission_order, s.path, s.path AS absolute_path,
+               s.snapshot_filename, s.timestamp, s.timestamp_nan, s.next_timestamp,
+               s.next_timestamp_nan, s.wallclock_time, s.is_final_snapshot, s.is_implicit,
+               (SELECT string_agg(t.trigger, '; ' ORDER BY t.position)
+                FROM snapshot_triggers t WHERE t.snapshot_id = s.id) AS triggers,
+               s.status, s.status_changed_at, s.format_version, s.size_bytes, s.sha256,
+               s.copied_from_snapshot_id, s.recorded_at
+        FROM snapshots s JOIN runs r ON r.id = s.run_id
+    """,
+            }
+        ),
+        "port_count_overview": """
+        SELECT r.name AS run, s.run_id, s.instance, s.id AS snapshot_id, p.port,
+               p.position AS port_position, c.slot, c.count
+        FROM port_counts c
+        JOIN snapshot_ports p ON p.snapshot_id = c.snapshot_id AND p.port = c.port
+        JOIN snapshots s ON s.id = c.snapshot_id
+        JOIN runs r ON r.id = s.run_id
+    """,
+        "workflow_snapshot_overview": MappingProxyType(
+            {
+                "sqlite": f"""
+        SELECT w.id AS workflow_snapshot_id, r.name AS run, w.run_id, w.sequence,
+               w.timestamp, w.status, w.source, w.description, w.resume_file,
+               {_sqlite_absolute("w.resume_file")} AS resume_file_absolute, w.created_at,
+               m.instance, m.snapshot_id, s.path, {_sqlite_absolute("s.path")} AS absolute_path
+        FROM workflow_snapshots w
+        JOIN runs r ON r.id = w.run_id
+        JOIN workflow_snapshot_members m ON m.workflow_snapshot_id = w.id
+        LEFT JOIN snapshots s ON s.id = m.snapshot_id
+    """,
+                "postgresql": """
+        SELECT w.id AS workflow_snapshot_id, r.name AS run, w.run_id, w.sequence,
+               w.timestamp, w.status, w.source, w.description, w.resume_file,
+               w.resume_file AS resume_file_absolute, w.created_at,
+               m.instance, m.snapshot_id, s.path, s.path AS absolute_path
+        FROM workflow_snapshots w
+        JOIN runs r ON r.id = w.run_id
+        JOIN workflow_snapshot_members m ON m.workflow_snapshot_id = w.id
+        LEFT JOIN snapshots s ON s.id = m.snapshot_id
+    """,
+            }
+        ),
+    }
+)
+
+#: A view's SELECT: one text for every backend, or one per SQLAlchemy dialect name.
+ViewSQL = str | Mapping[str, str]
+
 #: Each view set under the revision that introduced it. Revision ids are
 #: zero-padded numbers ("0001", "0002", ...), so they order as integers.
-VIEW_SETS: Mapping[str, Mapping[str, str]] = MappingProxyType({"0001": _VIEWS_0001})
+VIEW_SETS: Mapping[str, Mapping[str, ViewSQL]] = MappingProxyType(
+    {"0001": _VIEWS_0001, "0003": _VIEWS_0003}
+)
 
 
-def views_at(revision: str) -> Mapping[str, str]:
+def views_at(revision: str) -> Mapping[str, ViewSQL]:
     """The views a catalog at ``revision`` has: the newest set introduced at or before it.
 
     Args:
@@ -108,16 +214,26 @@ def drop_views(op: Operations, names: Iterable[str]) -> None:
         op: Alembic's ``op`` (anything that executes SQL text).
         names: The views to drop.
     """
-    for name in names:
+    # Newest first: a later view of a set may read an earlier one.
+    for name in reversed(list(names)):
         op.execute(f"DROP VIEW IF EXISTS {name}")
 
 
-def create_views(op: Operations, views: Mapping[str, str]) -> None:
-    """Create views from a view set (see :func:`views_at`).
+def create_views(op: Operations, views: Mapping[str, ViewSQL], dialect: str | None = None) -> None:
+    """Create views from a view set (see :func:`views_at`), in the set's order.
 
     Args:
         op: Alembic's ``op`` (anything that executes SQL text).
-        views: View name -> its ``SELECT``.
+        views: View name -> its ``SELECT`` (or its ``SELECT`` per dialect).
+        dialect: The database's dialect name (``sqlite``, ``postgresql``);
+            needed by view sets that spell a view per backend.
+
+    Raises:
+        KeyError: A view has no spelling for this dialect.
     """
     for name, select in views.items():
+        if not isinstance(select, str):
+            if dialect is None or dialect not in select:
+                raise KeyError(f"The view {name} has no SQL for the {dialect} backend")
+            select = select[dialect]
         op.execute(create_view_sql(name, select))

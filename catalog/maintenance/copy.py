@@ -44,7 +44,6 @@ from catalog.db.bulk import select_in_chunks
 from catalog.db.identity import members_key
 from catalog.db.schema import (
     TABLE_MODELS,
-    PortCount,
     Run,
     SnapshotPort,
     SnapshotRow,
@@ -234,7 +233,7 @@ def _merge(
     for old, values in added_snapshots:
         snapshot_map[old] = new_ids[values["path"]]
     added_ids = {old for old, _values in added_snapshots}
-    for model in (SnapshotTrigger, SnapshotPort, PortCount, SnapshotSetting):
+    for model in (SnapshotTrigger, SnapshotPort, SnapshotSetting):
         _insert(
             session,
             model,

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from catalog.catalog import Catalog
 from catalog.db.schema import (
-    PortCount,
     Run,
     SnapshotPort,
     SnapshotRow,
@@ -173,7 +172,7 @@ def _delete_run(session: Session, run_id: int) -> tuple[int, int]:
         .where(WorkflowSnapshotRow.completed_by_snapshot_id.in_(own_snapshots))
         .values(completed_by_snapshot_id=None)
     )
-    for child in (PortCount, SnapshotPort, SnapshotTrigger, SnapshotSetting):
+    for child in (SnapshotPort, SnapshotTrigger, SnapshotSetting):
         session.execute(delete(child).where(child.snapshot_id.in_(own_snapshots)))
     snapshots = session.scalar(select(func.count()).select_from(own_snapshots.subquery()))
     session.execute(delete(SnapshotRow).where(SnapshotRow.run_id == run_id))
