@@ -82,42 +82,53 @@ _INDEXED = re.compile(r"^(?P<base>[^\[\]]+)(?P<index>(\[\d+\])+)$")
 class Row:
     """One row of the timeline: an instance, or all members of a vector instance.
 
+    A row has a lane per run (of the runs drawn together), so that a resumed
+    run's marks never hide those of the run it resumed from, which reached
+    the same simulation times; the members of a vector are spread over each
+    lane in index order.
+
     Attributes:
         label: What the y axis says: ``macro``, ``micro[0-7]``, or
             ``micro[*]`` when the indices have gaps or several dimensions.
         members: The instances, in index order.
         bottom: Where the row starts on the y axis (it grows downwards).
         height: How much of the y axis it takes.
+        lanes: How many runs share it.
     """
 
     label: str
     members: tuple[str, ...]
     bottom: float = 0.0
     height: float = 1.0
+    lanes: int = 1
 
     @property
     def centre(self) -> float:
         """The y of the row's label."""
         return self.bottom + self.height / 2
 
-    def y(self, instance: str) -> float:
-        """The y of a member's marks: members are spread over the row, in index order."""
+    def y(self, instance: str, lane: int = 0) -> float:
+        """The y of a member's marks in a run's lane."""
+        lane_height = self.height / self.lanes
+        top = self.bottom + lane_height * lane
         n = len(self.members)
         if n == 1:
-            return self.centre
-        band = self.height - 0.35
-        return self.bottom + 0.175 + band * self.members.index(instance) / (n - 1)
+            return top + lane_height / 2
+        margin = min(0.175, lane_height * 0.15)
+        band = lane_height - 2 * margin
+        return top + margin + band * self.members.index(instance) / (n - 1)
 
 
-def group_instances(instances: Iterable[str]) -> list[Row]:
+def group_instances(instances: Iterable[str], lanes: int = 1) -> list[Row]:
     """The rows for these instances, in the order each row's first instance comes.
 
     ``micro[0]`` ... ``micro[7]`` share one row labelled ``micro[0-7]``;
     ``macro`` has a row of its own. The rows are stacked top to bottom with
-    heights that grow with the number of members.
+    heights that grow with the number of members and of lanes.
 
     Args:
         instances: Instance names, in the order the rows should have.
+        lanes: How many runs the rows are shared by (a lane each).
     """
     groups: dict[tuple[str, bool], list[tuple[tuple[int, ...], str]]] = {}
     for name in dict.fromkeys(instances):
@@ -131,9 +142,10 @@ def group_instances(instances: Iterable[str]) -> list[Row]:
     bottom = 0.0
     for (base, indexed), members in groups.items():
         members.sort()
-        height = 1.0 if len(members) == 1 else min(1.0 + 0.04 * len(members), _MAX_ROW_HEIGHT)
+        one_lane = 1.0 if len(members) == 1 else min(1.0 + 0.04 * len(members), _MAX_ROW_HEIGHT)
+        height = one_lane * (1 + 0.5 * (lanes - 1))
         label = _label(base, [index for index, _ in members]) if indexed else base
-        rows.append(Row(label, tuple(name for _, name in members), bottom, height))
+        rows.append(Row(label, tuple(name for _, name in members), bottom, height, lanes))
         bottom += height
     return rows
 
@@ -357,7 +369,9 @@ def timeline(
     for i, data in enumerate(d for datas in lineages for d in datas.values()):
         data.colour = colours[i % len(colours)]
 
-    rows_per_lineage = [group_instances(_instance_order(datas.values())) for datas in lineages]
+    rows_per_lineage = [
+        group_instances(_instance_order(datas.values()), lanes=len(datas)) for datas in lineages
+    ]
     heights = [sum(row.height for row in rows) for rows in rows_per_lineage]
     figure = Figure(
         figsize=(11, sum(h * _INCHES_PER_ROW_UNIT + 1.4 for h in heights) + 0.6),
@@ -388,10 +402,10 @@ def _draw_lineage(
     row_of = {member: row for row in rows for member in row.members}
     size = {row.label: _marker_size(len(row.members)) for row in rows}
     points: dict[int, tuple[float, float]] = {}
-    for data in datas:
+    for lane, data in enumerate(datas):
         for s in data.snapshots:
             if s.id in data.x:
-                points[s.id] = (data.x[s.id], row_of[s.instance].y(s.instance))
+                points[s.id] = (data.x[s.id], row_of[s.instance].y(s.instance, lane))
     highlighted: list[list[tuple[float, float]]] = []
     for data in datas:
         _draw_marks(ax, data, points, row_of, size)
@@ -519,7 +533,7 @@ def _connector(
         return None
     if len(line) == 1:  # one member: a short tick across its mark
         x, y = line[0]
-        return [(x, y - 0.3), (x, y + 0.3)]
+        return [(x, y - 0.2), (x, y + 0.2)]
     return line
 
 

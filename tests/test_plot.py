@@ -224,6 +224,9 @@ def test_vector_members_share_a_row_and_stay_apart() -> None:
     assert ys == sorted(set(ys))  # distinct, in index order
     assert micro.bottom < ys[0] and ys[-1] < micro.bottom + micro.height
     assert rows[2].bottom == micro.bottom + micro.height
+    (two_runs,) = group_instances(members, lanes=2)  # a lane per run, one below the other
+    first, second = ([two_runs.y(m, lane) for m in members] for lane in (0, 1))
+    assert max(first) < min(second) and second == sorted(set(second))
     assert [r.label for r in group_instances(["a[0]", "a[2]"])] == ["a[*]"]
     assert [r.label for r in group_instances(["g[0][1]", "g[1][0]"])] == ["g[*]"]
     assert [r.label for r in group_instances(["m", "m[3]"])] == ["m", "m[3]"]
