@@ -70,14 +70,26 @@ def plot_command(ctx: click.Context, runs: tuple[str, ...], x: XAxis, output: Pa
         title = f"Snapshot timeline of {options.display}"
         output.write_text(html_page(figure, title), encoding="utf-8")
     else:
-        figure.savefig(output, format=suffix[1:], dpi=150)
+        save(figure, output, suffix[1:])
     click.echo(f"Wrote {output}")
+
+
+def save(figure: Figure, target: Path | io.StringIO, fmt: str) -> None:
+    """Save the figure; the same catalog always gives the same SVG (no date, fixed ids).
+
+    Reproducible files can be committed (the README's example) and diffed.
+    """
+    import matplotlib
+
+    metadata = {"Date": None} if fmt == "svg" else {}
+    with matplotlib.rc_context({"svg.hashsalt": "muscle-catalog"}):
+        figure.savefig(target, format=fmt, dpi=150, metadata=metadata)
 
 
 def html_page(figure: Figure, title: str) -> str:
     """A self-contained HTML page showing the figure as inline SVG (no scripts, no other files)."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
+    save(figure, buffer, "svg")
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # the XML declaration and DOCTYPE do not belong in HTML
     return (
