@@ -10,6 +10,7 @@ mm_stateless_resume. Each figure is read back through the artist ids
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 from matplotlib.collections import Collection
 from matplotlib.figure import Figure
 
-from catalog import Catalog, SnapshotStatus, import_run_directory, verify
+from catalog import Catalog, SnapshotStatus, import_run_directory, open_catalog, verify
 from catalog.cli import cli
 from catalog.errors import CatalogError
 from catalog.plot import (
@@ -305,3 +306,27 @@ def test_the_command_line_starts_without_matplotlib() -> None:
     code = "import sys, catalog.cli; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_in_ipython_the_figure_displays_and_the_backend_stays_as_chosen(tmp_path: Path) -> None:
+    """A standalone figure gets IPython's PNG formatter; pyplot and the backend are untouched."""
+    url = str(tmp_path / "c.sqlite")
+    with open_catalog(url) as catalog:
+        import_run_directory(catalog, V10 / "mm_stateless")
+    code = (
+        "import base64, sys, matplotlib\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from catalog import open_catalog\n"
+        "from catalog.plot import timeline\n"
+        "shell = InteractiveShell.instance()\n"
+        f"figure = timeline(open_catalog({url!r}))\n"
+        "data, _ = shell.display_formatter.format(figure)\n"
+        "png = base64.b64decode(data['image/png'])\n"
+        "print(png[:4] == b'\\x89PNG', matplotlib.get_backend(),"
+        " 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.split() == ["True", "svg", "False"]
