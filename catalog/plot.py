@@ -199,13 +199,26 @@ def _runs_to_plot(catalog: Catalog, run: int | str | Sequence[int | str] | None)
 
 
 def _lineages(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
-    """The runs split into lineages (runs linked by resuming), each oldest first."""
+    """The runs split into lineages (runs linked by resuming), each with origins first.
+
+    Within a lineage, runs come by generation (a run after the one it resumed
+    from, whatever order they were recorded in), then by id.
+    """
+    by_id = {run.id: run for run in runs}
     parent = {run.id: run.id for run in runs}
 
     def root(run_id: int) -> int:
         while parent[run_id] != run_id:
             run_id = parent[run_id]
         return run_id
+
+    def generation(run: RunRecord) -> int:
+        seen = {run.id}
+        origin = by_id.get(run.resumed_from_run_id or -1)
+        while origin is not None and origin.id not in seen:
+            seen.add(origin.id)
+            origin = by_id.get(origin.resumed_from_run_id or -1)
+        return len(seen)
 
     for run in runs:
         origin = run.resumed_from_run_id
@@ -214,7 +227,7 @@ def _lineages(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     groups: dict[int, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(root(run.id), []).append(run)
-    return list(groups.values())
+    return [sorted(group, key=lambda r: (generation(r), r.id)) for group in groups.values()]
 
 
 def _place_simulation_time(data: _RunData, origin_time: float | None, notes: _Notes) -> None:
@@ -262,12 +275,14 @@ def _collect(
     """
     datas: dict[int, _RunData] = {}
     workflow_by_id: dict[int, WorkflowSnapshotRecord] = {}
-    for run in runs:  # oldest first: an origin is placed before the runs resumed from it
+    for run in runs:  # origins first, so a resumed run is placed after its origin
         data = _RunData(
             run, list(catalog.snapshots(run=run.id)), list(catalog.workflow_snapshots(run=run.id))
         )
         workflow_by_id.update((w.id, w) for w in data.workflows)
         resumed_from = workflow_by_id.get(run.resumed_from_workflow_snapshot_id or -1)
+        if resumed_from is None and run.resumed_from_workflow_snapshot_id is not None:
+            resumed_from = catalog.workflow_snapshot(run.resumed_from_workflow_snapshot_id)
         origin = datas.get(run.resumed_from_run_id or -1)
         if x == "simulation_time":
             origin_time = resumed_from.timestamp if resumed_from is not None else None
@@ -459,7 +474,7 @@ def _draw_lineage(
                 linewidths=2.5,
                 alpha=0.85,
                 zorder=2,
-                gid=GID_RESUMED_FROM,
+                gid=_gid(GID_RESUMED_FROM, datas[0].run.id),
             )
         )
     ax.set_yticks([row.centre for row in rows], [row.label for row in rows])

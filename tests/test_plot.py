@@ -330,3 +330,26 @@ def test_in_ipython_the_figure_displays_and_the_backend_stays_as_chosen(tmp_path
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert done.stdout.split() == ["True", "svg", "False"]
+
+
+def test_a_resumed_run_recorded_before_its_origin_still_follows_it(catalog: Catalog) -> None:
+    resumed = import_run_directory(catalog, V10 / "mm_stateless_resume").run
+    origin = import_run_directory(catalog, V10 / "mm_stateless").run
+    resumed = catalog.run(resumed.id)
+    assert resumed.id < origin.id and resumed.resumed_from_run_id == origin.id
+
+    figure = timeline(catalog, x="wallclock_time")
+    assert [ax.get_title(loc="left") for ax in figure.axes] == [
+        "mm_stateless → mm_stateless_resume"
+    ]
+    point = catalog.workflow_snapshot(resumed.resumed_from_workflow_snapshot_id or -1)
+    by_id = {s.id: s for s in catalog.snapshots(run=origin.id)}
+    resume_at = max(by_id[sid].wallclock_time for sid in point.member_ids.values() if sid)
+    own = sorted(s.wallclock_time for s in catalog.snapshots(run=resumed.id))
+    assert sorted(x for x, _ in run_marks(figure, resumed.id)) == pytest.approx(
+        [t + resume_at for t in own]
+    )
+    # the origin has the upper lane of each row
+    top = max(y for _, y in run_marks(figure, origin.id) if y < 1.5)
+    assert top < min(y for _, y in run_marks(figure, resumed.id) if y < 1.5)
+    assert len(list(collections(figure, GID_RESUME_LINK))) == 1
