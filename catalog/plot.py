@@ -366,11 +366,10 @@ def timeline(
     from matplotlib.figure import Figure
 
     runs = _runs_to_plot(catalog, run)
-    resumed_from = {
-        r.resumed_from_workflow_snapshot_id: r.name
-        for r in catalog.runs()
-        if r.resumed_from_workflow_snapshot_id is not None
-    }
+    resumed_from: dict[int, list[str]] = {}  # workflow snapshot -> the runs resumed from it
+    for r in catalog.runs():
+        if r.resumed_from_workflow_snapshot_id is not None:
+            resumed_from.setdefault(r.resumed_from_workflow_snapshot_id, []).append(r.name)
     notes = _Notes()
     lineages = [_collect(catalog, lineage, x, notes) for lineage in _lineages(runs)]
     lineages = [datas for datas in lineages if any(d.snapshots for d in datas.values())]
@@ -401,7 +400,7 @@ def timeline(
             else "wall-clock time [s] since the manager started "
             "(a resumed run continues from its resume point)"
         )
-    _legend(figure, axes_list[0], [d for datas in lineages for d in datas.values()])
+    _legend(axes_list[0], [d for datas in lineages for d in datas.values()])
     note = notes.text()
     if note is not None:
         figure.supxlabel(note, fontsize="small", color="0.3").set_gid(GID_NOTE)
@@ -410,7 +409,7 @@ def timeline(
 
 
 def _draw_lineage(
-    ax: Axes, datas: list[_RunData], rows: list[Row], resumed_from: dict[int, str]
+    ax: Axes, datas: list[_RunData], rows: list[Row], resumed_from: dict[int, list[str]]
 ) -> None:
     from matplotlib.collections import LineCollection
 
@@ -434,7 +433,7 @@ def _draw_lineage(
                 highlighted.append(line)
                 top = min(line, key=lambda p: p[1])
                 ax.annotate(
-                    f"resumed by {resumed_from[workflow.id]}",
+                    f"resumed by {', '.join(resumed_from[workflow.id])}",
                     top,
                     xytext=(0, 6),
                     textcoords="offset points",
@@ -574,7 +573,7 @@ def _resume_link(
     ]
 
 
-def _legend(figure: Figure, ax: Axes, datas: Sequence[_RunData]) -> None:
+def _legend(ax: Axes, datas: Sequence[_RunData]) -> None:
     from matplotlib.lines import Line2D
 
     handles = [
