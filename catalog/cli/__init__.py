@@ -13,10 +13,12 @@ One module per group of commands:
 * :mod:`.watch`: ``watch`` run directories while ``muscle_manager`` runs them;
 * :mod:`.housekeeping`: ``gc``, ``forget``, ``du``, ``copy``: clean up and move a campaign;
 * :mod:`.verify`: ``verify`` files and workflow snapshots, ``relocate`` moved runs;
+* :mod:`.plot`: ``plot`` a timeline of runs' snapshots (needs the ``plot`` extra);
 * :mod:`.output`: tables, JSON and progress bars.
 """
 
 from catalog.cli import housekeeping as housekeeping
+from catalog.cli import plot as plot
 from catalog.cli import runs, schema, snapshots, watch, workflows
 from catalog.cli import verify as verify
 from catalog.cli.group import cli, main
