@@ -204,7 +204,9 @@ class SnapshotRecord:
     def to_json(self) -> dict[str, Any]:
         """The JSON object ``muscle-catalog snapshots --json`` prints for this snapshot."""
         return {
+            "id": self.id,
             "run": self.run,
+            "run_id": self.run_id,
             "instance": self.instance,
             "path": str(self.path),
             "triggers": list(self.triggers),
