@@ -58,7 +58,12 @@ from catalog.message import Message
 from catalog.naming import validate_instance
 from catalog.payload import CATALOG_TYPES, PayloadTypes, decode_snapshot, encode_snapshot
 from catalog.records import NewSnapshot, RunRecord
-from catalog.run_dir import model_name_of_text, read_configuration_text, run_dir_of
+from catalog.run_dir import (
+    CONFIGURATION_FILE,
+    model_name_of_text,
+    read_configuration_text,
+    run_dir_of,
+)
 from catalog.snapshot import FORMAT_V2, Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
 
@@ -194,7 +199,7 @@ class SnapshotManager:
             from catalog.lineage import link_resumed_run
             from catalog.run_dir import parse_ymmsl
 
-            resume = parse_ymmsl(text).resume
+            resume = parse_ymmsl(text, run_dir / CONFIGURATION_FILE).resume
             run = self.catalog.ensure_run(run_dir)
             if resume and run.resumed_from_run_id is None:
                 link_resumed_run(self.catalog, run, resume)
@@ -357,7 +362,9 @@ class SnapshotManager:
             run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
             configuration = read_configuration_text(run_dir)
             self._run = self.catalog.ensure_run(
-                run_dir, configuration=configuration, model_name=model_name_of_text(configuration)
+                run_dir,
+                configuration=configuration,
+                model_name=model_name_of_text(configuration, run_dir / CONFIGURATION_FILE),
             )
         return self._run
 
@@ -526,7 +533,7 @@ class SnapshotManager:
             self._recorder_run_id,
             new,
             run_dir=run_dir,
-            model_name=model_name_of_text(configuration),
+            model_name=model_name_of_text(configuration, run_dir / CONFIGURATION_FILE),
             configuration=configuration,
         )
         return metadata

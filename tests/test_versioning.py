@@ -74,7 +74,7 @@ def test_upgrade_backs_up_sqlite_first(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="is damaged: .* version table .* is empty"):
+    with pytest.raises(SchemaVersionError, match=r"is damaged: .* version table .* is empty"):
         open_catalog(path)
 
 
