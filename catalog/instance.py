@@ -27,6 +27,14 @@ recorded with other bytes (a file edited or overwritten since) is refused,
 and the copy a resumed instance stores as its run's first snapshot records
 which catalogued snapshot it was copied from.
 
+When saving fails (``docs/saving.md``): a file that cannot be written
+(disk full, read-only, permission denied) is a :class:`SnapshotWriteError`
+and nothing is left behind; a catalog that cannot record a file already safe
+on disk (locked for longer than ``MUSCLE_CATALOG_LOCK_TIMEOUT``, default
+10 s here; disk full; read-only; corrupt; a damaged version table) is a
+warning naming the cause, the catalog and the command that records the file
+later, or with ``MUSCLE_CATALOG_ON_ERROR=raise`` a :class:`CatalogWriteError`.
+
 Where the catalog is, when none is given, is decided by
 :func:`catalog.location.catalog_for_snapshot_directory`: the
 ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the nearest

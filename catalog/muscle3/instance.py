@@ -185,7 +185,12 @@ class Muscle3SnapshotManager(SnapshotManager):
             the snapshot stands for.
 
         Raises:
-            SnapshotWriteError: The state cannot be stored or the file not written.
+            SnapshotWriteError: The state cannot be stored or the file not
+                written (disk full, read-only, permission denied; nothing is
+                left behind), as libmuscle's own save raises on such errors.
+            CatalogWriteError: Only with ``MUSCLE_CATALOG_ON_ERROR=raise``: the
+                file was stored and the manager told, but the catalog could
+                not record it (see ``docs/saving.md``).
         """
         state: dict[str, Any] | None = None
         if self._pack_format == FORMAT_V2:
