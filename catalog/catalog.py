@@ -50,6 +50,7 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
+from catalog.db.sqlite_settings import lock_timeout
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import CatalogError
@@ -88,6 +89,7 @@ class Catalog:
         url: The SQLAlchemy URL of the database.
         location: A printable name (file path, or URL without password).
         root: The directory paths are stored relative to, or None (PostgreSQL).
+        lock_timeout_s: Seconds a write waits for a lock another process holds.
     """
 
     def __init__(
@@ -107,8 +109,9 @@ class Catalog:
                 f"Cannot open the catalog {db_file}: the directory {db_file.parent} does not "
                 "exist. Create it first or choose another --catalog path."
             )
+        self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
         self.engine = create_catalog_engine(
-            url, network_filesystem=network_filesystem, lock_timeout_s=lock_timeout_s
+            url, network_filesystem=network_filesystem, lock_timeout_s=self.lock_timeout_s
         )
         try:
             ensure_schema(self.engine, location=self.location, create=create)

@@ -508,7 +508,8 @@ class SnapshotManager:
         """The cause in words, the catalog, and the command that records the file later."""
         catalog = self._catalog_display()
         run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
-        reason = catalog_failure(exc, self._catalog_file(), self._lock_timeout_s)
+        waited = self._catalog.lock_timeout_s if self._catalog is not None else self._lock_timeout_s
+        reason = catalog_failure(exc, self._catalog_file(), waited)
         return (
             f"Snapshot {path} was saved, but the catalog {catalog} could not record it: "
             f"{reason}. The file is kept; record it later with "

@@ -42,6 +42,7 @@ from catalog import (
 )
 from catalog.cli import cli
 from catalog.db.revision import VERSION_TABLE
+from catalog.faults import catalog_failure
 from catalog.instance import SnapshotManager
 from catalog.location import display_location, to_url
 from catalog.store import store_pack
@@ -441,3 +442,14 @@ def test_a_damaged_version_table_fails_the_record_not_the_save(
     assert (snapshots / "macro_2.pack").is_file()
     if sqlite_before is not None:  # refused, by both recording paths, before writing a byte
         assert Path(catalog_url).read_bytes() == sqlite_before
+
+
+def test_postgresql_causes_are_named_from_their_sqlstate() -> None:
+    """A full or read-only database server cannot be made here: its errors are named by SQLSTATE."""
+    errors = pytest.importorskip("psycopg.errors")
+    full = catalog_failure(errors.DiskFull("could not extend file: No space left"), None, 10)
+    assert full.startswith("disk full on the database server (PostgreSQL 53100")
+    locked = catalog_failure(errors.LockNotAvailable("canceling statement"), None, 10)
+    assert locked.startswith("catalog locked by another process for 10 s")
+    read_only = catalog_failure(errors.ReadOnlySqlTransaction("read-only"), None, 10)
+    assert read_only.startswith("the database is read-only")
