@@ -50,6 +50,7 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
+from catalog.db.sqlite_settings import lock_timeout
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import CatalogError
@@ -90,9 +91,17 @@ class Catalog:
         url: The SQLAlchemy URL of the database.
         location: A printable name (file path, or URL without password).
         root: The directory paths are stored relative to, or None (PostgreSQL).
+        lock_timeout_s: Seconds a write waits for a lock another process holds.
     """
 
-    def __init__(self, url: URL, *, create: bool = True, network_filesystem: bool | None = None):
+    def __init__(
+        self,
+        url: URL,
+        *,
+        create: bool = True,
+        network_filesystem: bool | None = None,
+        lock_timeout_s: float | None = None,
+    ):
         self.url = url
         self.location = display_location(url)
         db_file = sqlite_file(url)
@@ -102,7 +111,10 @@ class Catalog:
                 f"Cannot open the catalog {db_file}: the directory {db_file.parent} does not "
                 "exist. Create it first or choose another --catalog path."
             )
-        self.engine = create_catalog_engine(url, network_filesystem=network_filesystem)
+        self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
+        self.engine = create_catalog_engine(
+            url, network_filesystem=network_filesystem, lock_timeout_s=self.lock_timeout_s
+        )
         try:
             ensure_schema(self.engine, location=self.location, create=create)
         except BaseException:
@@ -1089,6 +1101,7 @@ def open_catalog(
     *,
     create: bool = True,
     network_filesystem: bool | None = None,
+    lock_timeout_s: float | None = None,
 ) -> Catalog:
     """Open (and if new, create) a snapshot catalog.
 
@@ -1100,6 +1113,9 @@ def open_catalog(
         create: Create the schema if the database is empty.
         network_filesystem: SQLite only: force (True) or disable (False) the
             journal mode for network filesystems; None detects it.
+        lock_timeout_s: Seconds a write waits for a lock another process
+            holds before failing; None: ``MUSCLE_CATALOG_LOCK_TIMEOUT``, else
+            60 (see :func:`catalog.db.sqlite_settings.lock_timeout`).
 
     Returns:
         The open catalog; use it as a context manager or call ``close()``.
@@ -1110,4 +1126,9 @@ def open_catalog(
     """
     if path_or_url is None:
         path_or_url = default_catalog_in(Path())
-    return Catalog(to_url(path_or_url), create=create, network_filesystem=network_filesystem)
+    return Catalog(
+        to_url(path_or_url),
+        create=create,
+        network_filesystem=network_filesystem,
+        lock_timeout_s=lock_timeout_s,
+    )

@@ -27,7 +27,34 @@ class SnapshotFileError(CatalogError):
 
 
 class SnapshotWriteError(CatalogError):
-    """A snapshot file could not be stored (no free name, disk full, ...)."""
+    """A snapshot file could not be stored (no free name, disk full, ...).
+
+    Nothing is left behind and nothing is recorded: the message names the
+    cause in words (``disk full``, ``read-only file system``, ``permission
+    denied``), the directory or file, and the fix.
+    """
+
+
+class CatalogWriteError(CatalogError):
+    """A snapshot file was stored, but the catalog could not record it.
+
+    Raised only when ``MUSCLE_CATALOG_ON_ERROR=raise`` (by default the failure
+    is logged as a warning and the run goes on; see ``docs/saving.md``). The
+    file is complete and kept on disk, and the manager has been told about it.
+
+    Attributes:
+        path: The snapshot file that was stored but not recorded.
+        catalog: The catalog (path, or URL without password) that failed.
+    """
+
+    def __init__(self, message: str, *, path: object, catalog: str) -> None:
+        self.path = path
+        self.catalog = catalog
+        super().__init__(message)
+
+
+class SettingError(CatalogError):
+    """An environment variable that configures the catalog has a value it cannot use."""
 
 
 class InvalidInstanceError(CatalogError):
@@ -50,8 +77,24 @@ class CatalogTooNewError(SchemaVersionError):
     """The catalog was made by a newer release than this one; it is never touched."""
 
 
+class VersionTableError(SchemaVersionError):
+    """The catalog's version table is damaged (several rows, or none), so its schema is unknown.
+
+    Raised before anything is written to the catalog; the message names the
+    catalog and how to repair it.
+    """
+
+
 class RunDirectoryError(CatalogError):
     """A MUSCLE3 run directory could not be imported."""
+
+
+class YmmslLimitError(CatalogError, ValueError):
+    """A yMMSL file is refused before it is parsed: too large, or an alias bomb.
+
+    Also a :class:`ValueError`, which is what every caller of
+    :func:`catalog.run_dir.load_ymmsl` already handles for "not yMMSL".
+    """
 
 
 class ResumeSelectionError(CatalogError):

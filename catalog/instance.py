@@ -27,6 +27,14 @@ recorded with other bytes (a file edited or overwritten since) is refused,
 and the copy a resumed instance stores as its run's first snapshot records
 which catalogued snapshot it was copied from.
 
+When saving fails (``docs/saving.md``): a file that cannot be written
+(disk full, read-only, permission denied) is a :class:`SnapshotWriteError`
+and nothing is left behind; a catalog that cannot record a file already safe
+on disk (locked for longer than ``MUSCLE_CATALOG_LOCK_TIMEOUT``, default
+10 s here; disk full; read-only; corrupt; a damaged version table) is a
+warning naming the cause, the catalog and the command that records the file
+later, or with ``MUSCLE_CATALOG_ON_ERROR=raise`` a :class:`CatalogWriteError`.
+
 Where the catalog is, when none is given, is decided by
 :func:`catalog.location.catalog_for_snapshot_directory`: the
 ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the nearest
@@ -40,6 +48,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -49,13 +58,20 @@ from typing import TYPE_CHECKING, Any, cast
 from ymmsl import Operator, Settings
 
 from catalog.db.sqlite_recorder import SqliteSnapshotRecorder
-from catalog.errors import CatalogError, SnapshotFileError, SnapshotWriteError
+from catalog.db.sqlite_settings import INSTANCE_LOCK_TIMEOUT_S, lock_timeout
+from catalog.errors import CatalogError, CatalogWriteError, SnapshotFileError, SnapshotWriteError
+from catalog.faults import RAISE, catalog_failure, on_error_policy
 from catalog.location import catalog_for_snapshot_directory, sqlite_path
 from catalog.message import Message
 from catalog.naming import validate_instance
 from catalog.payload import CATALOG_TYPES, PayloadTypes, decode_snapshot, encode_snapshot
 from catalog.records import NewSnapshot, RunRecord
-from catalog.run_dir import model_name_of_text, read_configuration_text, run_dir_of
+from catalog.run_dir import (
+    CONFIGURATION_FILE,
+    model_name_of_text,
+    read_configuration_text,
+    run_dir_of,
+)
 from catalog.snapshot import FORMAT_V2, Snapshot, SnapshotMetadata
 from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
 
@@ -123,6 +139,9 @@ class SnapshotManager:
         self.resume_overlay: Settings | None = None
         self._next_snapshot_num = 1
         self._snapshot_directory = Path.cwd()
+        # Read once, here, so that a bad value stops the instance before its first save.
+        self._on_error = on_error_policy()
+        self._lock_timeout_s = lock_timeout(INSTANCE_LOCK_TIMEOUT_S)
 
     # -- the seed's interface ------------------------------------------------------------
 
@@ -188,7 +207,7 @@ class SnapshotManager:
             from catalog.lineage import link_resumed_run
             from catalog.run_dir import parse_ymmsl
 
-            resume = parse_ymmsl(text).resume
+            resume = parse_ymmsl(text, run_dir / CONFIGURATION_FILE).resume
             run = self.catalog.ensure_run(run_dir)
             if resume and run.resumed_from_run_id is None:
                 link_resumed_run(self.catalog, run, resume)
@@ -255,7 +274,11 @@ class SnapshotManager:
 
         Raises:
             SnapshotWriteError: The state cannot be stored (see
-                :func:`catalog.payload.encode_snapshot`), or the file not written.
+                :func:`catalog.payload.encode_snapshot`), or the file not
+                written (disk full, read-only, permission denied).
+            CatalogWriteError: Only with ``MUSCLE_CATALOG_ON_ERROR=raise``: the
+                file was stored and the manager told, but the catalog could
+                not record it (by default that is a logged warning).
         """
         if communicator_state is None:
             counts = {
@@ -300,7 +323,9 @@ class SnapshotManager:
         if self._catalog is None:
             from catalog.catalog import open_catalog
 
-            self._catalog = open_catalog(self._catalog_location())
+            self._catalog = open_catalog(
+                self._catalog_location(), lock_timeout_s=self._lock_timeout_s
+            )
             self._owns_catalog = True
         return self._catalog
 
@@ -335,7 +360,9 @@ class SnapshotManager:
             )
             db_file = None if given_open else sqlite_path(self._catalog_location())
             if db_file is not None:
-                self._recorder = SqliteSnapshotRecorder.open(db_file)
+                self._recorder = SqliteSnapshotRecorder.open(
+                    db_file, busy_timeout_s=self._lock_timeout_s
+                )
         return self._recorder
 
     def _run_record(self) -> RunRecord:
@@ -343,7 +370,9 @@ class SnapshotManager:
             run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
             configuration = read_configuration_text(run_dir)
             self._run = self.catalog.ensure_run(
-                run_dir, configuration=configuration, model_name=model_name_of_text(configuration)
+                run_dir,
+                configuration=configuration,
+                model_name=model_name_of_text(configuration, run_dir / CONFIGURATION_FILE),
             )
         return self._run
 
@@ -421,20 +450,32 @@ class SnapshotManager:
     ) -> None:
         stored = store_pack(self._snapshot_directory, self._instance, data, self._next_snapshot_num)
         self._next_snapshot_num = stored.next_number
-        metadata = self._record(snapshot, stored, copied_from)
+        metadata, failure = self._record(snapshot, stored, copied_from)
+        # The manager hears of the file even when the catalog failed: the file
+        # is a complete snapshot, and the run can be resumed from it.
         self._manager.submit_snapshot_metadata(metadata)
+        if failure is not None:
+            raise failure
 
     def _record(
         self, snapshot: Snapshot, stored: StoredFile, copied_from: int | None
-    ) -> SnapshotMetadata:
+    ) -> tuple[SnapshotMetadata, CatalogWriteError | None]:
         """Record a stored file; the manager's metadata is built from what was recorded.
 
         Through the light recorder when it applies (see
         :meth:`_sqlite_recorder`), else through the full Catalog, whose
-        record is read back. If the catalog cannot be written (database
-        down, disk full) the snapshot file is safe on disk and the simulation
-        goes on: the error is logged with the command that adopts the file
-        later, and the manager gets the metadata from the file's content instead.
+        record is read back. If the catalog cannot be written (locked for
+        longer than the lock timeout, disk full, read-only, damaged, database
+        down) the snapshot file is safe on disk, and the manager gets the
+        metadata from the file's content instead. What happens then is the
+        user's choice (``MUSCLE_CATALOG_ON_ERROR``, see ``docs/saving.md``):
+        by default a warning naming the cause, the catalog and the command
+        that records the file later, and the simulation goes on; with
+        ``raise``, that message as a :class:`CatalogWriteError`, returned
+        for the caller to raise once the manager has been told.
+
+        Returns:
+            The metadata for the manager, and the error to raise (or None).
         """
         new = NewSnapshot(
             instance=self._instance,
@@ -449,17 +490,47 @@ class SnapshotManager:
         try:
             recorder = self._sqlite_recorder()
             if recorder is not None:
-                return self._record_light(recorder, new)
-            return self.catalog.record_snapshot(self._run_record().id, new).to_metadata()
+                return self._record_light(recorder, new), None
+            return self.catalog.record_snapshot(self._run_record().id, new).to_metadata(), None
         except _catalog_errors() as exc:
-            _logger.error(
-                "Snapshot %s was saved but could not be recorded in the catalog: %s. "
-                "Run `muscle-catalog import %s` later to record it.",
-                stored.path,
-                exc,
-                run_dir_of(self._snapshot_directory) or self._snapshot_directory,
-            )
-            return SnapshotMetadata.from_snapshot(snapshot, str(stored.path))
+            message = self._not_recorded_message(stored.path, exc)
+            metadata = SnapshotMetadata.from_snapshot(snapshot, str(stored.path))
+            if self._on_error == RAISE:
+                error = CatalogWriteError(
+                    message, path=stored.path, catalog=self._catalog_display()
+                )
+                error.__cause__ = exc
+                return metadata, error
+            _logger.warning("%s", message)
+            return metadata, None
+
+    def _not_recorded_message(self, path: Path, exc: BaseException) -> str:
+        """The cause in words, the catalog, and the command that records the file later."""
+        catalog = self._catalog_display()
+        run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
+        waited = self._catalog.lock_timeout_s if self._catalog is not None else self._lock_timeout_s
+        reason = catalog_failure(exc, self._catalog_file(), waited)
+        return (
+            f"Snapshot {path} was saved, but the catalog {catalog} could not record it: "
+            f"{reason}. The file is kept; record it later with "
+            f"`muscle-catalog import --catalog {catalog} {run_dir}`."
+        )
+
+    def _catalog_display(self) -> str:
+        """The catalog as messages name it: its path, or its URL without the password."""
+        if self._catalog is not None:
+            return self._catalog.location
+        location = os.fspath(self._catalog_location())
+        db_file = sqlite_path(location)
+        if db_file is not None:
+            return str(db_file)
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", location)
+
+    def _catalog_file(self) -> Path | None:
+        """The SQLite catalog file, or None (PostgreSQL), to look at its filesystem."""
+        if self._catalog is not None:
+            return Path(self._catalog.location) if self._catalog.root is not None else None
+        return sqlite_path(self._catalog_location())
 
     def _record_light(self, recorder: SqliteSnapshotRecorder, new: NewSnapshot) -> SnapshotMetadata:
         """Record through the light recorder; the first save also finds or creates the run."""
@@ -471,7 +542,7 @@ class SnapshotManager:
             self._recorder_run_id,
             new,
             run_dir=run_dir,
-            model_name=model_name_of_text(configuration),
+            model_name=model_name_of_text(configuration, run_dir / CONFIGURATION_FILE),
             configuration=configuration,
         )
         return metadata

@@ -130,7 +130,7 @@ def _resume_section(catalog: Catalog, run: RunRecord) -> dict[str, PurePath]:
     if not text or "resume" not in text:
         return {}
     try:
-        return parse_ymmsl(text).resume
+        return parse_ymmsl(text, f"the configuration recorded for run {run.name!r}").resume
     except ValueError:
         return {}
 

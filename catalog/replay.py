@@ -116,7 +116,9 @@ def _topology(catalog: Catalog, run_id: int, name: str) -> Topology:
             f"Run {name!r} has no recorded configuration, so its model is unknown. Import its "
             "run directory (with configuration.ymmsl) or let the SnapshotRegistry record it."
         )
-    return Topology.from_configuration(load_ymmsl(text))
+    return Topology.from_configuration(
+        load_ymmsl(text, f"the configuration recorded for run {name!r}")
+    )
 
 
 def _new_workflow(

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from catalog.errors import CatalogError, RunDirectoryError
+from catalog.errors import CatalogError, RunDirectoryError, YmmslLimitError
 from catalog.naming import instance_sort_key, parse_pack_name, validate_instance
 
 #: The file in a run directory where MUSCLE3's manager writes the run's configuration.
@@ -218,11 +218,19 @@ def resume_files(run_dir: Path) -> list[Path]:
 
 
 def read_configuration_text(run_dir: Path) -> str | None:
-    """The run's ``configuration.ymmsl`` text (the manager writes it at start-up), if readable."""
+    """The run's ``configuration.ymmsl`` text (the manager writes it at start-up), if readable.
+
+    None too for a file beyond the limits of :func:`check_ymmsl_limits` (over
+    :data:`MAX_YMMSL_BYTES`, not read at all, or an alias bomb): it is neither
+    parsed nor stored, as :func:`catalog.run_import.read_configuration` does.
+    """
+    path = run_dir / CONFIGURATION_FILE
     try:
-        return (run_dir / CONFIGURATION_FILE).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_ymmsl_file(path)
+        check_ymmsl_limits(text, path)
+    except (OSError, UnicodeDecodeError, YmmslLimitError):
         return None
+    return text
 
 
 # --------------------------------------------------------------------------- moved runs
@@ -281,7 +289,7 @@ def original_location(run_dir: Path) -> PurePath | None:
     """Where a run lived when MUSCLE3 wrote it, from the first path in its resume files."""
     for resume_file in resume_files(run_dir):
         try:
-            resume = parse_ymmsl(resume_file.read_text(encoding="utf-8")).resume
+            resume = parse_ymmsl(read_ymmsl_file(resume_file), resume_file).resume
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         for path in resume.values():
@@ -329,12 +337,113 @@ class YmmslDocument:
     resume: dict[str, PurePath]
 
 
-def load_ymmsl(text: str) -> Any:
-    """Load a yMMSL document as ``ymmsl.load`` does, with one clear error type.
+#: The largest yMMSL file read, in bytes (16 MiB). MUSCLE3 configurations and
+#: resume files are a few kB; a larger file is not one of them, and parsing
+#: it would hold a whole import, or an instance's save, for minutes.
+MAX_YMMSL_BYTES = 16 * 1024 * 1024
+
+#: How many nodes YAML aliases (``*name``) may add to a yMMSL document when
+#: they are expanded. Anchors and aliases are legitimate (sharing settings),
+#: but each alias stands for its anchor's whole subtree, and ymmsl's loader
+#: walks every expanded copy: nine lines of nested aliases (the "billion
+#: laughs" attack) stand for a billion nodes and hang the loader. Real
+#: documents stay far below this.
+MAX_ALIAS_NODES = 10_000
+
+
+def read_ymmsl_file(path: Path) -> str:
+    """A yMMSL file's text, refusing one over :data:`MAX_YMMSL_BYTES` before reading it.
+
+    Raises:
+        YmmslLimitError: The file is too large (also a ValueError).
+        OSError, UnicodeDecodeError: It cannot be read as UTF-8 text.
+    """
+    size = path.stat().st_size
+    if size > MAX_YMMSL_BYTES:
+        raise _too_large(path, size)
+    return path.read_text(encoding="utf-8")
+
+
+def _too_large(source: object, size: int) -> YmmslLimitError:
+    return YmmslLimitError(
+        f"{source} is {size} bytes, more than the {MAX_YMMSL_BYTES} bytes (16 MiB) a yMMSL "
+        "file may have, so it was not parsed: MUSCLE3 configurations and resume files are a "
+        "few kB. Check that it is the right file."
+    )
+
+
+def check_ymmsl_limits(text: str, source: object = "the yMMSL text") -> None:
+    """Refuse a yMMSL text that is too large or expands too far through aliases, before parsing.
+
+    The alias check reads only PyYAML's event stream (the parser ymmsl's
+    loader uses, without building anything), adding up how many nodes each
+    anchor stands for, and stops at the first alias that takes the total
+    past :data:`MAX_ALIAS_NODES`: a bomb is refused after reading a few
+    hundred bytes. Texts without ``*`` have no aliases and are not scanned.
+
+    Args:
+        text: The document.
+        source: The file (or what else the text is) for the message.
+
+    Raises:
+        YmmslLimitError: Too large, or too many nodes through aliases.
+    """
+    if len(text) * 4 > MAX_YMMSL_BYTES:  # only then can the UTF-8 size be over the limit
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_YMMSL_BYTES:
+            raise _too_large(source, size)
+    if "*" not in text:
+        return
+    import yaml
+
+    sizes: dict[str, int] = {}
+    open_collections: list[list[Any]] = []  # [anchor, nodes so far]
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_collections.append([event.anchor, 1])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, nodes = open_collections.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, nodes = None, sizes.get(str(event.anchor), 1)
+                added += nodes
+                if added > MAX_ALIAS_NODES:
+                    raise YmmslLimitError(
+                        f"{source} was refused: its YAML aliases (*{event.anchor} and the ones "
+                        f"before it) expand to more than {MAX_ALIAS_NODES} nodes, which is "
+                        'how a YAML bomb ("billion laughs") works, not how a MUSCLE3 '
+                        "configuration looks. Write the repeated parts out, or use fewer aliases."
+                    )
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, nodes = event.anchor, 1
+            else:
+                continue
+            if anchor is not None:
+                sizes[str(anchor)] = nodes
+            if open_collections:
+                open_collections[-1][1] += nodes
+    except yaml.YAMLError:
+        return  # not YAML: ymmsl's own loader says what is wrong, and it is linear in size
+
+
+def load_ymmsl(text: str, source: object = "the yMMSL text") -> Any:
+    """Load a yMMSL document as ``ymmsl.load`` does, with limits and one clear error type.
+
+    The limits (:func:`check_ymmsl_limits`) are checked first; documents
+    within them load exactly as ``ymmsl.load`` loads them.
+
+    Args:
+        text: The document.
+        source: The file it was read from (or what else it is), for messages.
 
     Raises:
         ValueError: The text is not yMMSL; the message is one line.
+        YmmslLimitError: (a ValueError) too large, or a YAML alias bomb; the
+            message names ``source``.
     """
+    check_ymmsl_limits(text, source)
     import ymmsl
 
     try:
@@ -354,14 +463,19 @@ def dump_ymmsl(configuration: Any) -> str | None:
     return text
 
 
-def parse_ymmsl(text: str) -> YmmslDocument:
+def parse_ymmsl(text: str, source: object = "the yMMSL text") -> YmmslDocument:
     """Read the model name, description and resume section of a yMMSL document.
+
+    Args:
+        text: The document.
+        source: The file it was read from (or what else it is), for messages.
 
     Raises:
         ValueError: The text is not yMMSL, or its resume section names an
             invalid instance.
+        YmmslLimitError: (a ValueError) see :func:`load_ymmsl`.
     """
-    document = load_ymmsl(text)
+    document = load_ymmsl(text, source)
     resume: dict[str, PurePath] = {}
     for instance, path in (getattr(document, "resume", None) or {}).items():
         try:
@@ -377,12 +491,12 @@ def parse_ymmsl(text: str) -> YmmslDocument:
     )
 
 
-def model_name_of_text(text: str | None) -> str | None:
+def model_name_of_text(text: str | None, source: object = "the yMMSL text") -> str | None:
     """The model's name in a configuration's text, or None if unknown or unreadable."""
     if text is None:
         return None
     try:
-        return model_name(load_ymmsl(text))
+        return model_name(load_ymmsl(text, source))
     except ValueError:
         return None
 

@@ -46,7 +46,7 @@ from sqlalchemy import select
 from catalog.catalog import Catalog
 from catalog.db.schema import SnapshotRow
 from catalog.enums import Source
-from catalog.errors import SnapshotFileError
+from catalog.errors import SnapshotFileError, YmmslLimitError
 from catalog.lineage import link_lineage
 from catalog.maintenance.relocate import relocate
 from catalog.maintenance.verify import file_problem
@@ -61,6 +61,7 @@ from catalog.run_dir import (
     one_line,
     original_run_dir,
     parse_ymmsl,
+    read_ymmsl_file,
     resolve_resume_path,
     resume_files,
     scan_pack_files,
@@ -284,18 +285,22 @@ def read_configuration(
         warnings.append(f"{path} is missing: the run is imported without its configuration.")
         return None, None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_ymmsl_file(path)
+        document = parse_ymmsl(text, path)
+    except YmmslLimitError as exc:
+        # Not stored either: whatever reads the stored text later would refuse it again.
+        warnings.append(f"{exc} The run is imported without its configuration.")
+        return None, None
     except (OSError, UnicodeDecodeError) as exc:
         warnings.append(f"Could not read {path}: {exc}. The run is imported without it.")
         return None, None
-    try:
-        return text, parse_ymmsl(text)
     except ValueError as exc:
         warnings.append(
             f"{path} is not valid yMMSL ({exc}); its text is stored but the model name and "
             "resume section are unknown."
         )
         return text, None
+    return text, document
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -458,7 +463,7 @@ def parse_resume_file(resume_file: Path) -> YmmslDocument:
             line): possibly because it is still being written.
     """
     try:
-        return parse_ymmsl(resume_file.read_text(encoding="utf-8"))
+        return parse_ymmsl(read_ymmsl_file(resume_file), resume_file)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(one_line(exc)) from exc
 

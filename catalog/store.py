@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.errors import SnapshotFileError, SnapshotWriteError
+from catalog.faults import os_cause, os_fix
 from catalog.naming import pack_file_name, safe_id
 from catalog.payload import decode_snapshot
 from catalog.snapshot import Snapshot
+
+_logger = logging.getLogger(__name__)
 
 #: How many taken names are skipped before giving up, as in MUSCLE3.
 MAX_NAME_ATTEMPTS = 10000
@@ -69,15 +73,18 @@ def store_pack(directory: Path, instance: str, data: bytes, first_number: int) -
     Raises:
         InvalidInstanceError: The instance name is not valid.
         SnapshotWriteError: No free name among the next 10000, or the write
-            failed (disk full, permissions); nothing is left behind then.
+            failed; the message names the cause in words (``disk full``,
+            ``read-only file system``, ``permission denied``), the directory
+            and the fix, and nothing is left behind.
     """
     stem = safe_id(instance)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        cause = os_cause(exc)
         raise SnapshotWriteError(
-            f"Cannot create the snapshot directory {directory}: {exc.strerror}. "
-            "Check that the run directory is writable."
+            f"Cannot create the snapshot directory {directory}: {cause} ({exc.strerror}). "
+            f"{os_fix(cause, directory)} No snapshot was stored."
         ) from exc
     temporary = directory / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
@@ -85,14 +92,15 @@ def store_pack(directory: Path, instance: str, data: bytes, first_number: int) -
         try:
             path, number = _link_to_free_name(temporary, directory, instance, first_number, data)
         finally:
-            temporary.unlink(missing_ok=True)
+            # The data now has its final name (or the error below is raised):
+            # a temporary name that cannot be removed is reported, not fatal.
+            leftover = _remove(temporary)
         _fsync_directory(directory)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise SnapshotWriteError(
-            f"Could not store a snapshot of {instance} in {directory}: {exc}. "
-            "Check free disk space and permissions; no snapshot was recorded."
-        ) from exc
+        leftover = _remove(temporary)
+        raise _write_error(exc, instance, directory, temporary, leftover) from exc
+    if leftover:
+        _logger.warning("%s", leftover)
     return StoredFile(
         path=path,
         number=number,
@@ -102,8 +110,44 @@ def store_pack(directory: Path, instance: str, data: bytes, first_number: int) -
     )
 
 
+def _write_error(
+    exc: OSError, instance: str, directory: Path, temporary: Path, leftover: str
+) -> SnapshotWriteError:
+    """The error for a failed write: the cause in words, the file, the fix, what was left."""
+    cause = os_cause(exc)
+    where = exc.filename if exc.filename is not None else temporary
+    left = leftover or "no partial file was left behind"
+    return SnapshotWriteError(
+        f"Could not store a snapshot of {instance} in {directory}: {cause} "
+        f"({exc.strerror or exc} while writing {where}). {os_fix(cause, directory)} "
+        f"Nothing was recorded and {left}."
+    )
+
+
+def _remove(path: Path) -> str:
+    """Remove a file we created, if it exists; say so if it cannot be (else "").
+
+    On a read-only filesystem even removing a file that was never created
+    can fail with ``EROFS`` rather than ``ENOENT``: what counts is whether
+    the file is there, not the error.
+    """
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if not os.path.lexists(path):
+            return ""
+        return f"the temporary file {path} could not be removed ({os_cause(exc)}): delete it"
+    return ""
+
+
 def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    _write_all(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, fsync and close it (closed on error too)."""
     try:
         view = memoryview(data)
         while view:
@@ -140,11 +184,21 @@ def _link_to_free_name(
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Fallback for filesystems without hard links: exclusive create, then write and fsync."""
+    """Fallback for filesystems without hard links: exclusive create, then write and fsync.
+
+    A write that fails after the exclusive create (disk full) removes the
+    partial file, which has the final name: it is ours, and a reader must
+    never take it for a snapshot.
+    """
     try:
-        _write_synced(path, data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         return False
+    try:
+        _write_all(fd, data)
+    except BaseException:
+        _remove(path)
+        raise
     return True
 
 

@@ -17,11 +17,12 @@ from catalog import (
     CatalogTooNewError,
     CatalogTooOldError,
     SchemaVersionError,
+    VersionTableError,
     open_catalog,
 )
 from catalog.db import versioning
 from catalog.db.schema import VERSION_TABLE, Base
-from catalog.location import to_url
+from catalog.location import display_location, to_url
 
 
 def _stamp(url: str, revision: str) -> None:
@@ -74,7 +75,7 @@ def test_upgrade_backs_up_sqlite_first(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="not a snapshot catalog"):
+    with pytest.raises(SchemaVersionError, match=r"is damaged: .* version table .* is empty"):
         open_catalog(path)
 
 
@@ -136,4 +137,37 @@ def test_two_revisions_in_the_version_table_is_one_clear_error(catalog_url: str)
         conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0001')"))
     engine.dispose()
     with pytest.raises(SchemaVersionError, match="holds 2 revisions"):
+        open_catalog(catalog_url)
+
+
+def test_a_damaged_version_table_names_the_catalog_and_the_fix_and_writes_nothing(
+    catalog_url: str,
+) -> None:
+    open_catalog(catalog_url).close()
+    engine = create_engine(to_url(catalog_url))
+    with engine.begin() as conn:  # the head revision stays the first row
+        conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0001')"))
+    engine.dispose()
+    sqlite_before = Path(catalog_url).read_bytes() if "://" not in catalog_url else None
+    for attempt in (lambda: open_catalog(catalog_url), lambda: Catalog.upgrade(catalog_url)):
+        with pytest.raises(VersionTableError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert f"The catalog {display_location(to_url(catalog_url))} is damaged" in message
+        assert "holds 2 revisions (0001, 0002)" in message
+        assert f"DELETE FROM {VERSION_TABLE} WHERE version_num <> '<that revision>'" in message
+    if sqlite_before is not None:
+        assert Path(catalog_url).read_bytes() == sqlite_before
+    # the fix the message gives works
+    engine = create_engine(to_url(catalog_url))
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE} WHERE version_num <> '0002'"))
+    engine.dispose()
+    open_catalog(catalog_url).close()
+
+
+def test_an_unknown_revision_says_it_may_be_damage(catalog_url: str) -> None:
+    open_catalog(catalog_url).close()
+    _stamp(catalog_url, "not-a-revision")
+    with pytest.raises(CatalogTooNewError, match=r"its version table .* was damaged: restore"):
         open_catalog(catalog_url)

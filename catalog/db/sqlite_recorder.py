@@ -40,7 +40,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from catalog.db.floats import join_float
-from catalog.db.revision import SCHEMA_REVISION, VERSION_TABLE
+from catalog.db.revision import (
+    SCHEMA_REVISION,
+    VERSION_TABLE,
+    empty_version_table_error,
+    several_revisions_error,
+)
 from catalog.db.rows import (
     CHILD_TABLES,
     PORTS,
@@ -56,7 +61,7 @@ from catalog.db.sqlite_settings import (
     network_mode,
 )
 from catalog.enums import RunStatus, Source
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, VersionTableError
 from catalog.location import stored_path
 from catalog.records import NewSnapshot
 from catalog.snapshot import SnapshotMetadata
@@ -109,21 +114,33 @@ class SqliteSnapshotRecorder:
 
     @classmethod
     def open(
-        cls, db_file: Path, *, network_filesystem: bool | None = None
+        cls,
+        db_file: Path,
+        *,
+        network_filesystem: bool | None = None,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
     ) -> SqliteSnapshotRecorder | None:
         """Open a catalog file for recording, if it is a SQLite catalog at the head revision.
 
         The revision is read before the connection's journal mode is set,
         since switching it rewrites the file's header: a catalog that the
-        full Catalog would refuse is left byte for byte as it was.
+        full Catalog would refuse is left byte for byte as it was. A damaged
+        version table is refused here, with the error the full Catalog gives.
 
         Args:
             db_file: The catalog file (absolute).
             network_filesystem: As for :func:`catalog.catalog.open_catalog`.
+            busy_timeout_s: Seconds a save waits for a write lock another
+                process holds (see :func:`catalog.db.sqlite_settings.lock_timeout`).
 
         Returns:
-            The recorder, or None when the file is missing, not SQLite, has
-            no single head revision, or cannot be opened.
+            The recorder, or None when the file is missing, not SQLite, is
+            at another revision, or cannot be opened: the full Catalog then
+            creates, refuses or explains it.
+
+        Raises:
+            VersionTableError: The version table holds several revisions, or
+                none while the catalog's tables exist; nothing was written.
         """
         if not db_file.is_file():
             return None
@@ -132,18 +149,25 @@ class SqliteSnapshotRecorder:
             connection = sqlite3.connect(
                 f"{db_file.as_uri()}?mode=rw",
                 uri=True,
-                timeout=SQLITE_BUSY_TIMEOUT_S,
+                timeout=busy_timeout_s,
                 isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
             )
         except sqlite3.Error:
             return None
         try:
-            apply_busy_timeout(connection)
+            apply_busy_timeout(connection, busy_timeout_s)
             rows = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
             if rows != [(SCHEMA_REVISION,)]:
+                problem = _version_table_problem(connection, rows, str(db_file))
                 connection.close()
+                if problem is not None:
+                    raise problem
                 return None
-            apply_connection_pragmas(connection, wal=not network_mode(db_file, network_filesystem))
+            apply_connection_pragmas(
+                connection,
+                wal=not network_mode(db_file, network_filesystem),
+                busy_timeout_s=busy_timeout_s,
+            )
         except sqlite3.Error:
             connection.close()
             return None
@@ -280,6 +304,21 @@ class SqliteSnapshotRecorder:
             if value and not present:
                 connection.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
         return int(run_id)
+
+
+def _version_table_problem(
+    connection: sqlite3.Connection, rows: list[Any], location: str
+) -> VersionTableError | None:
+    """The error for a damaged version table, or None for a plain other revision."""
+    if len(rows) > 1:
+        return several_revisions_error([row[0] for row in rows], location)
+    if not rows:
+        tables = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SNAPSHOTS,)
+        ).fetchone()
+        if tables is not None:
+            return empty_version_table_error(location)
+    return None
 
 
 def _metadata(

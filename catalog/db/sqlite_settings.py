@@ -11,12 +11,22 @@ import. Why they are what they are is explained in :mod:`catalog.db.engine`.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-#: Seconds a SQLite writer waits for the lock before giving up.
+#: Seconds a writer waits for the catalog's write lock before giving up, by
+#: default: ``muscle-catalog`` commands, the registry and scripts.
 SQLITE_BUSY_TIMEOUT_S = 60.0
+
+#: The default wait of an instance's save (:mod:`catalog.instance`): the
+#: simulation is blocked while it waits, and the file is already safe on disk,
+#: so after this long the save gives up recording (see ``docs/saving.md``).
+INSTANCE_LOCK_TIMEOUT_S = 10.0
+
+#: Environment variable overriding both defaults above, in seconds.
+LOCK_TIMEOUT_ENV = "MUSCLE_CATALOG_LOCK_TIMEOUT"
 
 #: Environment variable forcing (``1``) or disabling (``0``) network-filesystem mode.
 NETWORK_FS_ENV = "MUSCLE_CATALOG_NETWORK_FS"
@@ -94,12 +104,42 @@ def network_mode(db_file: Path, network_filesystem: bool | None) -> bool:
     return is_network_filesystem(db_file)
 
 
-def apply_busy_timeout(dbapi_connection: Any) -> None:
+def lock_timeout(default: float = SQLITE_BUSY_TIMEOUT_S) -> float:
+    """Seconds a catalog writer waits for the write lock: :data:`LOCK_TIMEOUT_ENV`, or ``default``.
+
+    Bounding the wait is what turns "the catalog is locked by another
+    process" from a hang into an error that says so.
+
+    Raises:
+        SettingError: The variable is set to something other than a number of
+            seconds >= 0.
+    """
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        from catalog.errors import SettingError
+
+        raise SettingError(
+            f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds: set it to e.g. 10 "
+            "(how long a save waits for a locked catalog), or unset it for the default "
+            f"{default:g}."
+        )
+    return seconds
+
+
+def apply_busy_timeout(dbapi_connection: Any, seconds: float = SQLITE_BUSY_TIMEOUT_S) -> None:
     """Let a connection wait for the write lock instead of failing (writes nothing)."""
-    dbapi_connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
 
-def apply_connection_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
+def apply_connection_pragmas(
+    dbapi_connection: Any, *, wal: bool, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> None:
     """Set up a ``sqlite3`` connection as every catalog connection must be.
 
     Busy timeout, foreign keys enforced, and the journal: a write-ahead log
@@ -111,8 +151,9 @@ def apply_connection_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
     Args:
         dbapi_connection: The ``sqlite3`` connection, outside any transaction.
         wal: Use the write-ahead log.
+        busy_timeout_s: Seconds to wait for the write lock (see :func:`lock_timeout`).
     """
-    apply_busy_timeout(dbapi_connection)
+    apply_busy_timeout(dbapi_connection, busy_timeout_s)
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
     if wal:
         dbapi_connection.execute("PRAGMA journal_mode = WAL")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, inspect, text
 
 from catalog.db.engine import create_catalog_engine
+from catalog.db.revision import empty_version_table_error, several_revisions_error
 from catalog.db.schema import SCHEMA_REVISION, VERSION_TABLE
 from catalog.errors import (
     CatalogError,
@@ -138,23 +139,23 @@ def known_revisions() -> set[str]:
     return {rev.revision for rev in script.walk_revisions()}
 
 
-def current_revision(connection: Connection) -> str | None:
+def current_revision(connection: Connection, location: str = "") -> str | None:
     """The revision recorded in the catalog, or None if it has none.
 
+    Args:
+        connection: A connection to the catalog.
+        location: How to name the catalog in messages (default: its URL).
+
     Raises:
-        SchemaVersionError: The version table holds more than one revision
+        VersionTableError: The version table holds more than one revision
             (a damaged catalog, or one that several tools migrated).
     """
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
     rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
     if len(rows) > 1:
-        found = ", ".join(sorted(str(row[0]) for row in rows))
-        raise SchemaVersionError(
-            f"The catalog's version table {VERSION_TABLE} holds {len(rows)} revisions "
-            f"({found}) instead of one, so its schema is unknown; nothing was changed. "
-            "Restore the catalog from a backup, or keep the one row that is right."
-        )
+        name = location or connection.engine.url.render_as_string(hide_password=True)
+        raise several_revisions_error([row[0] for row in rows], name)
     return str(rows[0][0]) if rows else None
 
 
@@ -251,16 +252,19 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
     if db_file is not None:
         # Refuse an old or newer SQLite file before the engine connects: its
         # connection setup switches the journal mode, which rewrites the header.
-        revision = _sqlite_revision_read_only(db_file)
+        revision = _sqlite_revision_read_only(db_file, location)
         if revision is not None and revision != head:
             _raise_for_revision(revision, head, location)
     with engine.begin() as connection:
         _lock_schema(connection)
-        revision = current_revision(connection)
+        revision = current_revision(connection, location)
         if revision == head:
             return
         if revision is None:
-            if "snapshots" in inspect(connection).get_table_names():
+            tables = inspect(connection).get_table_names()
+            if "snapshots" in tables and VERSION_TABLE in tables:
+                raise empty_version_table_error(location)
+            if "snapshots" in tables:
                 raise SchemaVersionError(
                     f"{location} has a 'snapshots' table but no {VERSION_TABLE} table, so it "
                     "is not a snapshot catalog (or it was damaged). Use another file or database."
@@ -275,13 +279,17 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
         _raise_for_revision(revision, head, location)
 
 
-def _sqlite_revision_read_only(db_file: Path) -> str | None:
+def _sqlite_revision_read_only(db_file: Path, location: str) -> str | None:
     """The revision a SQLite catalog file records, read without writing a byte.
 
     Returns:
         The revision, or None when there is none to read (no file yet, no
         version table, not readable this way); the caller's full check in a
         write transaction then decides.
+
+    Raises:
+        VersionTableError: The version table holds several revisions: refused
+            here, before the engine's connection set-up rewrites the header.
     """
     if not db_file.is_file():
         return None
@@ -290,12 +298,14 @@ def _sqlite_revision_read_only(db_file: Path) -> str | None:
     except sqlite3.Error:
         return None
     try:
-        row = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        rows = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
     except sqlite3.Error:
         return None
     finally:
         connection.close()
-    return str(row[0]) if row else None
+    if len(rows) > 1:
+        raise several_revisions_error([row[0] for row in rows], location)
+    return str(rows[0][0]) if rows else None
 
 
 def _raise_for_revision(revision: str, head: str, location: str) -> None:
@@ -309,7 +319,9 @@ def _raise_for_revision(revision: str, head: str, location: str) -> None:
         f"The catalog {location} is at schema revision {revision}, which this release "
         f"(newest revision {head}) does not know: it was written by a newer "
         "muscle-snapshot-catalog. Upgrade this package (pip install -U "
-        "muscle-snapshot-catalog); the catalog was not touched."
+        "muscle-snapshot-catalog); the catalog was not touched. If no newer release ever "
+        f"wrote it, its version table {VERSION_TABLE} was damaged: restore the catalog "
+        "from a backup."
     )
 
 
@@ -352,7 +364,7 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
     """
     head = head_revision()
     with engine.connect() as connection:
-        before = current_revision(connection)
+        before = current_revision(connection, location)
         connection.rollback()
     if before == head:
         return before, head, None

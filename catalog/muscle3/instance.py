@@ -185,7 +185,12 @@ class Muscle3SnapshotManager(SnapshotManager):
             the snapshot stands for.
 
         Raises:
-            SnapshotWriteError: The state cannot be stored or the file not written.
+            SnapshotWriteError: The state cannot be stored or the file not
+                written (disk full, read-only, permission denied; nothing is
+                left behind), as libmuscle's own save raises on such errors.
+            CatalogWriteError: Only with ``MUSCLE_CATALOG_ON_ERROR=raise``: the
+                file was stored and the manager told, but the catalog could
+                not record it (see ``docs/saving.md``).
         """
         state: dict[str, Any] | None = None
         if self._pack_format == FORMAT_V2:
@@ -271,12 +276,13 @@ class Instance(libmuscle.Instance):
         # metadata, and the PortManager (0.10) or Communicator (0.11).
         replaced = self._snapshot_manager
         peer = self._port_manager if self._catalog_pack_format == FORMAT_V1 else self._communicator
-        manager = Muscle3SnapshotManager(
-            self._instance_id, replaced._manager, peer, self._catalog_pack_format
-        )
-        self._catalog_snapshots = manager
-        self._snapshot_manager = manager  # type: ignore[assignment]
         try:
+            # Constructing it reads the MUSCLE_CATALOG_* settings: a bad one stops here.
+            manager = Muscle3SnapshotManager(
+                self._instance_id, replaced._manager, peer, self._catalog_pack_format
+            )
+            self._catalog_snapshots = manager
+            self._snapshot_manager = manager  # type: ignore[assignment]
             super()._setup_checkpointing()
         except CatalogError as exc:
             self.error_shutdown(str(exc))
