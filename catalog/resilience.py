@@ -81,7 +81,7 @@ class Backoff:
 
 def record_isolating(
     items: Sequence[T],
-    record: Callable[[Sequence[T]], None],
+    record: Callable[[Sequence[T]], object],
     refused: Callable[[T, Exception], None],
 ) -> None:
     """Record ``items`` with ``record``; items it refuses are split off and reported.
