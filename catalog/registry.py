@@ -219,6 +219,7 @@ class SnapshotRegistry:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._close_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         if threaded:
             self.start()
@@ -292,7 +293,10 @@ class SnapshotRegistry:
                 self._search([submission])
                 if time.monotonic() >= self._retry_at:
                     self._try_flush()
-        else:
+            return
+        with self._close_lock:  # never behind the stop marker, where it would be lost
+            if self._closed:
+                raise CatalogError("The snapshot registry has been shut down")
             self._queue.put(submission)
 
     def shutdown(self) -> None:
@@ -302,11 +306,13 @@ class SnapshotRegistry:
         seconds more; whatever is still unrecorded then is written to the
         spill file (``stats.spill_file``).
         """
-        if self._closed:
-            return
-        self._closed = True
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
         if self._thread is not None:
-            self._queue.put(_STOP)
             self._thread.join()
         else:
             with self._sync_lock:
