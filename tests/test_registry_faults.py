@@ -32,7 +32,7 @@ from catalog.location import sqlite_file
 from catalog.payload import encode_snapshot
 from catalog.records import NewSnapshot
 from catalog.registry import SnapshotRegistry
-from catalog.resilience import record_isolating
+from catalog.resilience import MAX_DELAY_S, Backoff, record_isolating
 from catalog.spill import REPLAYED_SUFFIX, RUN_DIR_SPILL, SPILL_SUFFIX, replay_spill_file
 from tests.registry_streams import FIXED_DATE, all_streams
 
@@ -491,3 +491,31 @@ def test_replaying_keeps_what_cannot_be_recorded(
     assert len(kept) == 2 and kept[0] == "{not json"
     again = replay_spill_file(catalog, spill)
     assert again.snapshots_added == 0 and len(again.not_replayed) == 2
+
+
+def test_a_synchronous_registry_catches_up_after_the_lock(
+    catalog_url: str, tmp_path: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with holding_lock(catalog_url, monkeypatch) as (opener, hold), opener() as catalog:
+        registry = registry_for(catalog, tmp_path, threaded=False)
+        release = hold(registry.run.id)
+        try:
+            feed(registry, STREAM.submissions[:25])
+            assert registry.stats.retries >= 1
+            assert catalog.snapshots(run=registry.run.id) == []
+        finally:
+            release()
+        feed(registry, STREAM.submissions[25:])
+        registry.shutdown()
+        assert registry.stats.spilled == 0
+        assert outcome(catalog, registry.run.id, tmp_path) == clean
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() -> None:
+    backoff = Backoff()
+    delays = [backoff.next_delay() for _ in range(10)]
+    assert delays[:4] == [0.05, 0.1, 0.2, 0.4]
+    assert delays[-1] == MAX_DELAY_S == 5.0
+    assert delays == sorted(delays)
+    backoff.reset()
+    assert backoff.next_delay() == 0.05
