@@ -104,6 +104,7 @@ class SubmissionChecker:
             topology: The model's instances; None to skip the instance check.
         """
         self._topology = topology
+        self._known: set[str] = set()  # instance names checked already
 
     def check(self, instance: object, metadata: Any) -> Submission:
         """Check one submission and return its normalised copy.
@@ -132,6 +133,8 @@ class SubmissionChecker:
         text = _text_or_none(instance)
         if text is None:
             raise _ProblemError(f"the instance name is a {type(instance).__name__}, not text")
+        if text in self._known:
+            return text
         _no_nul(text, "the instance name")
         try:
             name = _valid_instance(text)
@@ -139,6 +142,7 @@ class SubmissionChecker:
                 self._topology.component_of(name)
         except CatalogError as exc:
             raise _ProblemError(str(exc).rstrip(".")) from None
+        self._known.add(name)
         return name
 
 
@@ -212,7 +216,9 @@ def _triggers(value: Any) -> list[str]:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real)
+    ):
         raise _ProblemError(f"{name} is {value!r} ({type(value).__name__}), not a number")
     result = float(value)
     if name == "wallclock_time" and math.isnan(result):
@@ -227,28 +233,39 @@ def _counts(value: Any) -> dict[str, list[int]]:
     for port, slots in value.items():
         if not isinstance(port, str):
             raise _ProblemError(f"port name {port!r} is a {type(port).__name__}, not text")
-        _no_nul(port, "a port name")
-        if not _PORT_RE.fullmatch(port):
-            raise _ProblemError(f"{port!r} is not a port name (letters, digits and _)")
+        _check_port_name(port)
+        # the common case, checked fast: a vector port has a count per slot, every submission
+        if type(slots) is list and all(type(c) is int for c in slots):
+            if slots and not (min(slots) >= LOWEST_COUNT and max(slots) < COUNT_LIMIT):
+                _check_count(port, min(slots) if min(slots) < LOWEST_COUNT else max(slots))
+            counts[port] = list(slots)
+            continue
         if isinstance(slots, (str, bytes)) or not isinstance(slots, Sequence):
             raise _ProblemError(
                 f"the counts of port {port!r} are a {type(slots).__name__}, not a list of counts"
             )
-        checked = []
-        for count in slots:
-            if isinstance(count, bool) or not isinstance(count, numbers.Integral):
-                raise _ProblemError(
-                    f"port {port!r} has count {count!r}, which is not a whole number"
-                )
-            number = int(count)
-            if not LOWEST_COUNT <= number < COUNT_LIMIT:
-                raise _ProblemError(
-                    f"port {port!r} has count {number}, outside -1 .. 2**63-1 (message counts "
-                    "are never below MUSCLE3's -1, and the catalog stores 64-bit counts)"
-                )
-            checked.append(number)
-        counts[port] = checked
+        counts[port] = [_check_count(port, count) for count in slots]
     return counts
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_port_name(port: str) -> None:
+    """Port names repeat with every submission; check each once."""
+    _no_nul(port, "a port name")
+    if not _PORT_RE.fullmatch(port):
+        raise _ProblemError(f"{port!r} is not a port name (letters, digits and _)")
+
+
+def _check_count(port: str, count: Any) -> int:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral):
+        raise _ProblemError(f"port {port!r} has count {count!r}, which is not a whole number")
+    number = int(count)
+    if not LOWEST_COUNT <= number < COUNT_LIMIT:
+        raise _ProblemError(
+            f"port {port!r} has count {number}, outside -1 .. 2**63-1 (message counts "
+            "are never below MUSCLE3's -1, and the catalog stores 64-bit counts)"
+        )
+    return number
 
 
 def _flag(value: Any) -> bool:

@@ -49,6 +49,13 @@ def test_our_metadata_objects_and_implicit_snapshots_are_accepted(
     assert submission.metadata.next_timestamp == 0.2
 
 
+def test_counts_in_tuples_are_accepted_and_checked(checker: SubmissionChecker) -> None:
+    submission = checker.check("macro", GOOD | {"port_message_counts": {"o_i": (1, 2)}})
+    assert submission.metadata.port_message_counts == {"o_i": [1, 2]}
+    with pytest.raises(SubmissionError, match="outside"):
+        checker.check("macro", GOOD | {"port_message_counts": {"o_i": (1, 2**64)}})
+
+
 def test_muscle3s_minus_one_count_is_accepted(checker: SubmissionChecker) -> None:
     """MUSCLE3 0.10 sends -1 for an unconnected F_INIT port (tests/data/runs/v0.10/dispatch)."""
     counts = {"f_i": [-1], "o_f": [1]}
