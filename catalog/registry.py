@@ -429,7 +429,7 @@ class SnapshotRegistry:
         return bool(self._pending_snapshots or self._pending_workflows)
 
     def _try_flush(self) -> bool:
-        """Record what is pending; on a transient error, schedule the next attempt.
+        """Record what is pending; on an error (transient, or a bug), schedule the next attempt.
 
         Returns:
             True if nothing is pending any more.
@@ -437,8 +437,8 @@ class SnapshotRegistry:
         try:
             self._flush()
         except Exception as exc:
-            if not is_transient(exc):
-                raise
+            if not is_transient(exc):  # a bug, not the catalog: say so, and do not spin on it
+                self._fail(f"unexpected error recording submissions: {exc}", exc)
             delay = self._backoff.next_delay()
             self._retry_at = time.monotonic() + delay
             with self._stats_lock:
