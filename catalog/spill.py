@@ -229,7 +229,12 @@ def replay_spill_file(catalog: Catalog, path: Path) -> ReplayReport:
         entries.append(_Entry(line, data))
     runs: dict[str, list[_Entry]] = {}
     for entry in entries:
-        runs.setdefault(str(entry.data.get("run_dir")), []).append(entry)
+        run_dir = entry.data.get("run_dir")
+        if not isinstance(run_dir, str) or not os.path.isabs(run_dir):
+            report.not_replayed.append(f"{path}: an entry without its run directory")
+            kept.append(entry.line)
+            continue
+        runs.setdefault(run_dir, []).append(entry)
     try:
         for run_dir, run_entries in runs.items():
             kept.extend(_replay_run(catalog, Path(run_dir), run_entries, report))

@@ -479,18 +479,22 @@ def test_replaying_keeps_what_cannot_be_recorded(
         [
             snapshot_entry(run_dir, "mm", good, str(run_dir / good.metadata.snapshot_filename)),
             "{not json\n",
+            '{"version": 1, "kind": "snapshot"}\n',
             workflow_entry(run_dir, {"macro": str(run_dir / "nowhere.pack")}, None, "d", None),
         ],
     )
     report = replay_spill_file(catalog, spill)
     assert report.snapshots_added == 1
-    assert len(report.not_replayed) == 2
+    assert len(report.not_replayed) == 3
     assert "unreadable" in report.not_replayed[0]
-    assert "nowhere.pack" in report.not_replayed[1]
+    assert "without its run directory" in report.not_replayed[1]
+    assert "nowhere.pack" in report.not_replayed[2]
     kept = spill.read_text().splitlines()
-    assert len(kept) == 2 and kept[0] == "{not json"
+    assert len(kept) == 3 and kept[0] == "{not json"
+    assert report.renamed_to is None
     again = replay_spill_file(catalog, spill)
-    assert again.snapshots_added == 0 and len(again.not_replayed) == 2
+    assert again.snapshots_added == 0 and again.snapshots_already_known == 0
+    assert len(again.not_replayed) == 3
 
 
 def test_a_synchronous_registry_catches_up_after_the_lock(
