@@ -3,12 +3,13 @@
 The interface is MUSCLE3's ``SnapshotRegistry(configuration, snapshot_folder)``
 with ``register_snapshot(instance, metadata)`` and ``shutdown()``; adapting to
 the exact arguments a MUSCLE3 release's manager passes is the job of
-:mod:`catalog.muscle3.manager`. Each
-submission is looked up in the catalog by its file (and recorded there if
-the instance did not record it itself), added to the search graph
+:mod:`catalog.muscle3.manager`. Each submission is checked
+(:mod:`catalog.submission`), added to the search graph
 (:mod:`catalog.workflow_search`), and when it completes a workflow snapshot
-that workflow snapshot is recorded in the catalog and written as a
-``snapshot_*.ymmsl`` resume file with MUSCLE3's content.
+that workflow snapshot is written as a ``snapshot_*.ymmsl`` resume file with
+MUSCLE3's content. Recording in the catalog (the submission's snapshot row,
+if the instance did not record it itself, then the workflow snapshot) follows,
+in submission order.
 
 Differences from MUSCLE3, all deliberate:
 
@@ -19,96 +20,91 @@ Differences from MUSCLE3, all deliberate:
   registry thread silently: it is logged and processing continues;
 * work is batched: submissions waiting in the queue are handled together,
   with one catalog lookup, one insert and one workflow-snapshot transaction.
+
+Nothing is lost to the catalog's troubles:
+
+* a malformed submission (wrong types, negative or 64-bit-overflowing counts,
+  NUL bytes, an instance the model does not have) is rejected on its
+  own, logged with its instance and file, and counted;
+* a submission the database refuses is split off its batch
+  (:func:`catalog.resilience.record_isolating`), the rest recorded;
+* transient errors (a locked SQLite file, a lost or restarted PostgreSQL)
+  are retried with capped exponential backoff, 0.05 s to 5 s, for as long as
+  the registry runs. The search does not wait for the catalog: submissions
+  keep being accepted and searched, and resume files written, in submission
+  order; recording catches up, still in order, when the catalog is back;
+* what is still unrecorded at shutdown goes to a spill file
+  (:mod:`catalog.spill`) that ``muscle-catalog import`` and
+  ``muscle-catalog verify --fix`` replay;
+* the same file submitted twice is processed once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
 from catalog.catalog import Catalog, open_catalog
-from catalog.enums import RunStatus, SnapshotStatus, Source
-from catalog.errors import CatalogError, SnapshotFileError
+from catalog.enums import RunStatus, Source
+from catalog.errors import CatalogError
 from catalog.lineage import link_resumed_run
 from catalog.location import default_catalog_in
-from catalog.naming import parse_pack_name, validate_instance
-from catalog.records import NewSnapshot, NewWorkflowSnapshot
+from catalog.records import NewWorkflowSnapshot
+from catalog.resilience import Backoff, is_transient, record_isolating
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
 from catalog.run_dir import dump_ymmsl, run_dir_of_resume_folder
-from catalog.snapshot import SnapshotMetadata
-from catalog.store import load_pack
+from catalog.spill import snapshot_entry, spill_path, workflow_entry, write_spill
+from catalog.submission import Submission, SubmissionChecker, SubmissionError, new_snapshot
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, SnapshotNode, WorkflowSnapshot
+
+__all__ = ["MAX_BATCH", "RegistryStats", "SnapshotRegistry", "Submission"]
 
 _logger = logging.getLogger(__name__)
 
 #: Most submissions handled in one batch (one set of catalog transactions).
 MAX_BATCH = 2000
 
+#: Default seconds ``shutdown`` keeps trying an unavailable catalog before spilling.
+SHUTDOWN_RETRY_S = 5.0
+
 _STOP = object()
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One snapshot as the manager received it.
-
-    Attributes:
-        instance: Who saved it.
-        metadata: What it said about it, as our SnapshotMetadata.
-    """
-
-    instance: str
-    metadata: SnapshotMetadata
-
-    @staticmethod
-    def from_metadata(instance: object, metadata: Any) -> Submission:
-        """Accept our SnapshotMetadata, MUSCLE3's, or a dict of its fields.
-
-        Values are copied and normalised (floats, ints, a plain dict of lists),
-        so nothing the caller changes later reaches the registry's thread.
-        """
-
-        def get(name: str) -> Any:
-            if isinstance(metadata, Mapping):
-                return metadata[name]
-            return getattr(metadata, name)
-
-        next_timestamp = get("next_timestamp")
-        return Submission(
-            _valid_instance(str(instance)),
-            SnapshotMetadata(
-                triggers=list(get("triggers")),
-                wallclock_time=float(get("wallclock_time")),
-                timestamp=float(get("timestamp")),
-                next_timestamp=None if next_timestamp is None else float(next_timestamp),
-                port_message_counts={
-                    str(port): list(map(int, counts))
-                    for port, counts in get("port_message_counts").items()
-                },
-                is_final_snapshot=bool(get("is_final_snapshot")),
-                snapshot_filename=str(get("snapshot_filename")),
-            ),
-        )
-
-
-@functools.lru_cache(maxsize=65536)
-def _valid_instance(name: str) -> str:
-    """Instance names repeat with every submission; check each once."""
-    return validate_instance(name)
-
-
-@dataclass(frozen=True)
 class _Payload:
-    snapshot_id: int
+    """What a graph node carries: the submission and its catalog key (stored path)."""
+
+    key: str
+    path: str
     submission: Submission
+
+
+@dataclass(eq=False)
+class _PendingSnapshot:
+    """A submission whose snapshot row is not known to be in the catalog yet."""
+
+    payload: _Payload
+    refused: bool = False
+
+
+@dataclass(eq=False)
+class _PendingWorkflow:
+    """A workflow snapshot found and written, not yet recorded; members by catalog key."""
+
+    members: dict[str, _Payload | None]
+    completed_by: _Payload
+    description: str
+    resume_file: Path | None
+    refused: bool = False
 
 
 @dataclass
@@ -116,16 +112,42 @@ class RegistryStats:
     """What the registry has done so far.
 
     Attributes:
-        submissions: Submissions processed.
+        submissions: Submissions accepted and searched (duplicates and
+            rejected ones not included).
         workflow_snapshots: Workflow snapshots found and recorded.
         recorded_for_manager: Submissions the registry had to record itself.
-        errors: Error messages of submissions that could not be processed.
+        rejected: Submissions turned away: malformed, or refused by the database.
+        duplicates: Submissions of a file submitted before, ignored.
+        retries: Transient catalog failures that were retried.
+        spilled: Submissions and workflow snapshots written to the spill file.
+        spill_file: The spill file, if anything was spilled.
+        errors: Error messages, one per problem.
     """
 
     submissions: int = 0
     workflow_snapshots: int = 0
     recorded_for_manager: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    spilled: int = 0
+    spill_file: Path | None = None
     errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the log at shutdown."""
+        text = (
+            f"{self.submissions} submissions, {self.workflow_snapshots} workflow snapshots "
+            f"recorded, {self.recorded_for_manager} snapshots recorded for instances, "
+            f"{self.rejected} rejected, {self.duplicates} duplicates ignored, "
+            f"{self.retries} catalog retries"
+        )
+        if self.spilled:
+            text += (
+                f", {self.spilled} entries left unrecorded in {self.spill_file} (run "
+                "'muscle-catalog import <run dir>' or 'muscle-catalog verify --fix' to record them)"
+            )
+        return text
 
 
 class SnapshotRegistry:
@@ -141,6 +163,7 @@ class SnapshotRegistry:
         threaded: bool = True,
         write_resume_files: bool = True,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        shutdown_retry_s: float = SHUTDOWN_RETRY_S,
     ) -> None:
         """Create the registry for a run.
 
@@ -158,8 +181,11 @@ class SnapshotRegistry:
                 if False, ``register_snapshot`` processes immediately.
             write_resume_files: Write a ``snapshot_*.ymmsl`` per workflow snapshot.
             clock: Gives "now" for resume file names and descriptions.
+            shutdown_retry_s: How long ``shutdown`` keeps trying an unavailable
+                catalog before writing the spill file (:mod:`catalog.spill`).
         """
         self._topology = Topology.from_configuration(configuration)
+        self._checker = SubmissionChecker(self._topology)
         self._graph = SnapshotGraph(self._topology)
         self._folder = Path(snapshot_folder)
         self._run_dir = run_dir or run_dir_of_resume_folder(self._folder)
@@ -179,10 +205,21 @@ class SnapshotRegistry:
         self._link_lineage(configuration)
         self._write_files = write_resume_files
         self._clock = clock
+        self._shutdown_retry_s = shutdown_retry_s
         self.stats = RegistryStats()
+        self._stats_lock = threading.Lock()
+        # Worker state: touched by the worker thread only (or under _sync_lock).
+        self._seen: set[str] = set()
+        self._ids: dict[str, int] = {}
+        self._pending_snapshots: list[_PendingSnapshot] = []
+        self._pending_workflows: list[_PendingWorkflow] = []
+        self._backoff = Backoff()
+        self._retry_at = 0.0
+        self._failing_since: float | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._close_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         if threaded:
             self.start()
@@ -233,140 +270,364 @@ class SnapshotRegistry:
     def register_snapshot(self, instance: object, metadata: Any) -> None:
         """Queue a submission; it is processed in submission order.
 
+        A malformed submission is not raised to the caller (MUSCLE3's manager,
+        which would drop the instance's request): it is logged with its
+        instance and file, counted in ``stats.rejected``, and left out.
+
         Args:
             instance: The instance (a ymmsl Reference or its string).
             metadata: Its SnapshotMetadata (ours or MUSCLE3's) or a dict of the fields.
+
+        Raises:
+            CatalogError: The registry has been shut down.
         """
         if self._closed:
             raise CatalogError("The snapshot registry has been shut down")
-        submission = Submission.from_metadata(instance, metadata)
+        try:
+            submission = self._checker.check(instance, metadata)
+        except SubmissionError as exc:
+            self._reject(str(exc))
+            return
         if self._thread is None:
             with self._sync_lock:  # synchronous mode may be called from several threads
-                self._process([submission])
-        else:
+                self._search([submission])
+                if time.monotonic() >= self._retry_at:
+                    self._try_flush()
+            return
+        with self._close_lock:  # never behind the stop marker, where it would be lost
+            if self._closed:
+                raise CatalogError("The snapshot registry has been shut down")
             self._queue.put(submission)
 
     def shutdown(self) -> None:
-        """Process everything queued, then stop the worker and close an owned catalog."""
-        if self._closed:
-            return
-        self._closed = True
+        """Process everything queued, then stop the worker and close an owned catalog.
+
+        If the catalog is unavailable, it is tried for ``shutdown_retry_s``
+        seconds more; whatever is still unrecorded then is written to the
+        spill file (``stats.spill_file``).
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
         if self._thread is not None:
-            self._queue.put(_STOP)
             self._thread.join()
+        else:
+            with self._sync_lock:
+                self._finish()
         if self._owns_catalog:
             self.catalog.close()
+        problems = self.stats.rejected or self.stats.spilled or self.stats.errors
+        _logger.log(
+            logging.WARNING if problems else logging.INFO,
+            "Snapshot registry of run %s: %s",
+            self.run.name,
+            self.stats.summary(),
+        )
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker thread (MUSCLE3's registry is a Thread; so this is here too)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
-    # ------------------------------------------------------------------ processing
+    # ------------------------------------------------------------------ the worker
 
     def _work(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
+            timeout = None
+            if self._has_pending():
+                timeout = max(0.0, self._retry_at - time.monotonic())
+            batch, stop = self._take(timeout)
             try:
-                self._process(batch)
+                self._search(batch)
+                if self._has_pending() and time.monotonic() >= self._retry_at:
+                    self._try_flush()
             except Exception as exc:  # a bug must not end the thread and drop what follows
                 self._fail(f"unexpected error processing {len(batch)} submissions: {exc}", exc)
             if stop:
+                try:
+                    self._finish()
+                except Exception as exc:  # last resort: say so rather than die silently
+                    self._fail(f"unexpected error at shutdown: {exc}", exc)
                 return
 
-    def _process(self, batch: list[Submission]) -> None:
+    def _take(self, timeout: float | None) -> tuple[list[Submission], bool]:
+        """The next batch from the queue (waiting up to ``timeout``), and whether to stop."""
+        batch: list[Submission] = []
         try:
-            ids = self._snapshot_ids(batch)
-        except Exception as exc:  # never let the registry die; say what happened
-            self._fail(f"could not look up or record {len(batch)} submissions: {exc}", exc)
-            return
-        found: list[tuple[WorkflowSnapshot, SnapshotNode]] = []
-        for submission, snapshot_id in zip(batch, ids, strict=True):
-            self.stats.submissions += 1
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return batch, False
+        if first is _STOP:
+            return batch, True
+        batch.append(first)
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    # ------------------------------------------------------------------ searching
+
+    def _search(self, batch: Sequence[Submission]) -> None:
+        """Add submissions to the graph, in order; write and queue the workflow snapshots found."""
+        for submission in batch:
+            filename = submission.metadata.snapshot_filename
+            path = self._path(filename)
+            key = self.catalog.stored_path(path)
+            if key in self._seen:
+                with self._stats_lock:
+                    self.stats.duplicates += 1
+                _logger.warning(
+                    "Snapshot registry: %s submitted %s again; the second submission is ignored",
+                    submission.instance,
+                    filename,
+                )
+                continue
+            self._seen.add(key)
+            with self._stats_lock:
+                self.stats.submissions += 1
+            payload = _Payload(key, path, submission)
+            self._pending_snapshots.append(_PendingSnapshot(payload))
             try:
                 node, workflow = self._graph.register(
-                    submission.instance,
-                    submission.metadata.port_message_counts,
-                    _Payload(snapshot_id, submission),
+                    submission.instance, submission.metadata.port_message_counts, payload
                 )
+                if workflow is not None:
+                    self._pending_workflows.append(self._written(workflow, node))
             except Exception as exc:
-                self._fail(f"submission {submission.metadata.snapshot_filename}: {exc}", exc)
+                self._fail(f"submission {filename} of {submission.instance}: {exc}", exc)
+
+    def _written(self, workflow: WorkflowSnapshot, completed_by: SnapshotNode) -> _PendingWorkflow:
+        """Describe a workflow snapshot and write its resume file (not waiting for the catalog)."""
+        taken = self._clock()
+        description = describe(self._topology.model_name, _summaries(workflow), taken)
+        members = {
+            instance: None if node.is_restart else node.payload
+            for instance, node in workflow.items()
+        }
+        resume_file = None
+        if self._write_files:
+            resume = {i: p.submission.metadata.snapshot_filename for i, p in members.items() if p}
+            try:
+                resume_file = write_resume_file(
+                    self._folder, resume_document(resume, description), taken
+                )
+            except CatalogError as exc:
+                self._fail(str(exc), exc)
+        return _PendingWorkflow(members, completed_by.payload, description, resume_file)
+
+    # ------------------------------------------------------------------ recording
+
+    def _has_pending(self) -> bool:
+        return bool(self._pending_snapshots or self._pending_workflows)
+
+    def _try_flush(self) -> bool:
+        """Record what is pending; on an error (transient, or a bug), schedule the next attempt.
+
+        Returns:
+            True if nothing is pending any more.
+        """
+        try:
+            self._flush()
+        except Exception as exc:
+            if not is_transient(exc):  # a bug, not the catalog: say so, and do not spin on it
+                self._fail(f"unexpected error recording submissions: {exc}", exc)
+            delay = self._backoff.next_delay()
+            self._retry_at = time.monotonic() + delay
+            with self._stats_lock:
+                self.stats.retries += 1
+            waiting = len(self._pending_snapshots)
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                _logger.warning(
+                    "Snapshot registry: the catalog %s is unavailable (%s: %s); %d submissions "
+                    "wait and are retried, up to every %.0f s, while the run goes on",
+                    self.catalog.location, type(exc).__name__, _first_line(exc), waiting,
+                    self._backoff_cap(),
+                )  # fmt: skip
+            else:
+                _logger.debug("Catalog still unavailable (%s); next try in %.2f s", exc, delay)
+            return False
+        if self._failing_since is not None:
+            _logger.warning(
+                "Snapshot registry: the catalog %s is available again after %.1f s; "
+                "everything waiting is recorded",
+                self.catalog.location,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+        self._backoff.reset()
+        self._retry_at = 0.0
+        return True
+
+    @staticmethod
+    def _backoff_cap() -> float:
+        from catalog.resilience import MAX_DELAY_S
+
+        return MAX_DELAY_S
+
+    def _flush(self) -> None:
+        """Record pending snapshot rows, then pending workflow snapshots, in order.
+
+        Raises:
+            Exception: A transient error; what was recorded before it is no
+                longer pending, the rest stays for the next attempt.
+        """
+        while self._pending_snapshots:
+            chunk = [p for p in self._pending_snapshots[:MAX_BATCH] if not p.refused]
+            record_isolating(chunk, self._record_snapshots, self._refuse_snapshot)
+            del self._pending_snapshots[:MAX_BATCH]
+        while self._pending_workflows:
+            ready = []
+            for pending in self._pending_workflows[:MAX_BATCH]:
+                if pending.refused:
+                    continue
+                lost = [p for p in pending.members.values() if p and p.key not in self._ids]
+                if lost:
+                    self._reject(
+                        f"the workflow snapshot completed by {pending.completed_by.path} is not "
+                        f"recorded: its member {lost[0].path} could not be recorded "
+                        f"(its resume file {pending.resume_file} was written)"
+                    )
+                    pending.refused = True
+                    continue
+                ready.append(pending)
+            record_isolating(ready, self._record_workflows, self._refuse_workflow)
+            del self._pending_workflows[:MAX_BATCH]
+
+    def _record_snapshots(self, items: Sequence[_PendingSnapshot]) -> None:
+        """Look the submissions up and record those the instances did not record themselves."""
+        keys = [p.payload.key for p in items]
+        known = self.catalog.snapshot_ids(keys, already_stored=True)
+        missing = [
+            new_snapshot(p.payload.submission, Path(p.payload.path))
+            for p in items
+            if p.payload.key not in known
+        ]
+        if missing:
+            added = self.catalog.record_snapshot_batch(self.run.id, missing)
+            with self._stats_lock:
+                self.stats.recorded_for_manager += len(added)
+            known.update(added)
+            if len(known) < len(set(keys)):  # recorded meanwhile by someone else
+                known.update(self.catalog.snapshot_ids(keys, already_stored=True))
+        self._ids.update(known)
+
+    def _refuse_snapshot(self, pending: _PendingSnapshot, exc: Exception) -> None:
+        pending.refused = True
+        submission = pending.payload.submission
+        self._reject(
+            f"the catalog refused the snapshot {submission.metadata.snapshot_filename!r} "
+            f"submitted by {submission.instance!r}: {type(exc).__name__}: {_first_line(exc)}",
+            exc,
+        )
+
+    def _record_workflows(self, items: Sequence[_PendingWorkflow]) -> None:
+        records = [
+            NewWorkflowSnapshot(
+                members={
+                    instance: None if member is None else self._ids[member.key]
+                    for instance, member in pending.members.items()
+                },
+                description=pending.description,
+                completed_by_snapshot_id=self._ids.get(pending.completed_by.key),
+                resume_file=pending.resume_file,
+                source=Source.REGISTRY,
+            )
+            for pending in items
+        ]
+        self.catalog.record_workflow_snapshots(self.run.id, records)
+        with self._stats_lock:
+            self.stats.workflow_snapshots += len(records)
+
+    def _refuse_workflow(self, pending: _PendingWorkflow, exc: Exception) -> None:
+        pending.refused = True
+        self._fail(
+            f"could not record the workflow snapshot completed by {pending.completed_by.path}: "
+            f"{type(exc).__name__}: {_first_line(exc)}",
+            exc,
+        )
+
+    def _finish(self) -> None:
+        """At shutdown: keep trying for a while, then spill what is still unrecorded."""
+        deadline = time.monotonic() + self._shutdown_retry_s
+        while self._has_pending():
+            if self._try_flush():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(remaining, max(0.0, self._retry_at - time.monotonic())))
+        if self._has_pending():
+            self._spill()
+
+    def _spill(self) -> None:
+        lines = [
+            snapshot_entry(
+                self._run_dir, self._topology.model_name, p.payload.submission, p.payload.path
+            )
+            for p in self._pending_snapshots
+            if not p.refused
+        ]
+        for pending in self._pending_workflows:
+            if pending.refused:
                 continue
-            if workflow is not None:
-                found.append((workflow, node))
-        if found:
-            self._record(found)
+            lines.append(
+                workflow_entry(
+                    self._run_dir,
+                    {i: None if p is None else p.path for i, p in pending.members.items()},
+                    pending.completed_by.path,
+                    pending.description,
+                    pending.resume_file,
+                )
+            )
+        self._pending_snapshots.clear()
+        self._pending_workflows.clear()
+        if not lines:
+            return
+        target = spill_path(self.catalog, self._run_dir)
+        try:
+            write_spill(target, lines)
+        except OSError as exc:
+            self._fail(f"could not write {len(lines)} unrecorded entries to {target}: {exc}", exc)
+            return
+        with self._stats_lock:
+            self.stats.spilled += len(lines)
+            self.stats.spill_file = target
+        _logger.error(
+            "Snapshot registry: the catalog %s stayed unavailable; %d unrecorded entries "
+            "were written to %s. Record them with 'muscle-catalog import %s' or "
+            "'muscle-catalog verify --fix' once the catalog is reachable.",
+            self.catalog.location, len(lines), target, self._run_dir,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ reporting
+
+    def _reject(self, message: str, exc: Exception | None = None) -> None:
+        with self._stats_lock:
+            self.stats.rejected += 1
+            self.stats.errors.append(message)
+        _logger.warning("Snapshot registry: %s", message, exc_info=exc)
 
     def _fail(self, message: str, exc: Exception) -> None:
-        self.stats.errors.append(message)
+        with self._stats_lock:
+            self.stats.errors.append(message)
         _logger.error("Snapshot registry: %s", message, exc_info=exc)
 
     def _path(self, filename: str) -> str:
         return os.path.join(self._run_dir, filename)  # join keeps absolute names as they are
 
-    def _snapshot_ids(self, batch: list[Submission]) -> list[int]:
-        paths = [self._path(s.metadata.snapshot_filename) for s in batch]
-        stored = [self.catalog.stored_path(p) for p in paths]
-        known = self.catalog.snapshot_ids(stored, already_stored=True)
-        missing = [
-            _new_snapshot(s, Path(p))
-            for s, p, key in zip(batch, paths, stored, strict=True)
-            if key not in known
-        ]
-        if missing:
-            known.update(self.catalog.record_snapshot_batch(self.run.id, missing))
-            self.stats.recorded_for_manager += len(missing)
-        return [known[key] for key in stored]
 
-    def _record(self, found: list[tuple[WorkflowSnapshot, SnapshotNode]]) -> None:
-        items: list[NewWorkflowSnapshot] = []
-        for workflow, completed_by in found:
-            taken = self._clock()
-            description = describe(self._topology.model_name, _summaries(workflow), taken)
-            resume = {
-                instance: node.payload.submission.metadata.snapshot_filename
-                for instance, node in workflow.items()
-                if not node.is_restart
-            }
-            resume_file = None
-            if self._write_files:
-                try:
-                    resume_file = write_resume_file(
-                        self._folder, resume_document(resume, description), taken
-                    )
-                except CatalogError as exc:
-                    self._fail(str(exc), exc)
-            items.append(
-                NewWorkflowSnapshot(
-                    members={
-                        instance: None if node.is_restart else node.payload.snapshot_id
-                        for instance, node in workflow.items()
-                    },
-                    description=description,
-                    completed_by_snapshot_id=completed_by.payload.snapshot_id,
-                    resume_file=resume_file,
-                    source=Source.REGISTRY,
-                )
-            )
-        try:
-            self.catalog.record_workflow_snapshots(self.run.id, items)
-        except Exception as exc:
-            self._fail(f"could not record {len(items)} workflow snapshots: {exc}", exc)
-            return
-        self.stats.workflow_snapshots += len(items)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _summaries(workflow: WorkflowSnapshot) -> list[MemberSummary]:
@@ -376,29 +637,3 @@ def _summaries(workflow: WorkflowSnapshot) -> list[MemberSummary]:
         else MemberSummary.of(instance, node.payload.submission.metadata)
         for instance, node in workflow.items()
     ]
-
-
-def _new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
-    """A catalog record for a submission the instance did not record itself.
-
-    The file is read when it is there, so the row holds what the file holds;
-    otherwise (or if it cannot be read) the row is built from the metadata
-    and marked missing, so that the workflow snapshot can still name it.
-    """
-    parsed = parse_pack_name(os.path.basename(path))
-    sequence = parsed[1] if parsed else None
-    filename = submission.metadata.snapshot_filename
-    if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
-        try:
-            loaded = load_pack(path)
-        except SnapshotFileError as exc:
-            _logger.warning("Recording %s from its metadata only: %s", path, exc)
-        else:
-            return NewSnapshot(
-                submission.instance, path, filename, loaded.snapshot,
-                loaded.size_bytes, loaded.sha256, sequence,
-            )  # fmt: skip
-    return NewSnapshot(
-        submission.instance, path, filename, submission.metadata.to_snapshot(),
-        None, None, sequence, status=SnapshotStatus.MISSING,
-    )  # fmt: skip

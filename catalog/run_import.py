@@ -68,6 +68,7 @@ from catalog.run_dir import (
     table_instances,
 )
 from catalog.snapshot import Snapshot
+from catalog.spill import ReplayReport, replay_spills
 from catalog.store import load_pack
 
 #: Called with (files handled so far, total files) while ``.pack`` files are read.
@@ -103,6 +104,7 @@ class ImportReport:
         relocated_from: Where the run was recorded before, when this import
             found it moved (its old directory gone, its files here) and
             relocated it instead of adding a new run.
+        replayed: The registry spill files replayed first (:mod:`catalog.spill`).
     """
 
     run: RunRecord
@@ -118,6 +120,7 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     relocated_from: Path | None = None
+    replayed: list[ReplayReport] = field(default_factory=list)
 
     @property
     def run_id(self) -> int:
@@ -141,11 +144,15 @@ def import_run_directory(
         progress: Called with (files read, total files) while ``.pack`` files
             are read, so that a caller can show progress on large directories.
 
+    A spill file the run's snapshot registry left (the catalog was unavailable
+    at its shutdown, see :mod:`catalog.spill`) is replayed first.
+
     Returns:
         What was recorded, what was already known, and any warnings.
 
     Raises:
         RunDirectoryError: ``run_dir`` is not a MUSCLE3 run directory.
+        CatalogError: A spill file could not be replayed as the catalog is unavailable.
     """
     checked = check_run_directory(run_dir)
     recorded = catalog.recorded_run_dir(checked)
@@ -168,6 +175,7 @@ def import_run_directory(
             f"{directory} holds the files of run {run.name!r}, recorded at {relocated_from}, "
             "which no longer exists: the run was relocated here instead of being added again."
         )
+    _replay_spill_files(catalog, report)
     instances = _import_snapshots(catalog, report, progress)
     _import_workflow_snapshots(catalog, report, instances)
     report.newly_linked = link_lineage(catalog)
@@ -209,6 +217,14 @@ def import_run_directories(
 
 
 # --------------------------------------------------------------------------- the run
+
+
+def _replay_spill_files(catalog: Catalog, report: ImportReport) -> None:
+    """Record what the run's registry spilled, before the files, to keep its submission order."""
+    report.replayed = replay_spills(catalog, [report.run_dir])
+    for replayed in report.replayed:
+        report.notes.append(replayed.summary() + ".")
+        report.warnings.extend(replayed.not_replayed)
 
 
 def _relocate_moved_run(catalog: Catalog, directory: Path) -> Path | None:

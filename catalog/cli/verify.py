@@ -27,6 +27,7 @@ _NOUNS = {
     ProblemKind.TEMPORARY: "leftover temporary files of unfinished saves",
     ProblemKind.UNRESUMABLE: "workflow snapshots that can no longer be resumed from",
     ProblemKind.DUPLICATE: "duplicate workflow snapshots",
+    ProblemKind.UNRECORDED: "spill files of submissions the registry could not record",
 }
 
 
@@ -37,7 +38,8 @@ _NOUNS = {
     "--fix",
     is_flag=True,
     help="Mark missing and corrupt snapshots and unresumable workflow snapshots, record "
-    "orphans, remove old temporary files and duplicate workflow snapshots.",
+    "orphans and the registry's unrecorded submissions (spill files), remove old temporary "
+    "files and duplicate workflow snapshots.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @click.pass_context

@@ -38,8 +38,9 @@ from catalog.db.schema import Run, SnapshotRow, WorkflowSnapshotMember, Workflow
 from catalog.enums import SnapshotStatus, WorkflowStatus
 from catalog.errors import SnapshotFileError
 from catalog.naming import parse_pack_name, safe_id
-from catalog.records import NewSnapshot
+from catalog.records import NewSnapshot, RunRecord
 from catalog.run_dir import PackFile, scan_pack_files
+from catalog.spill import replay_spill_file, spill_files
 
 #: Called with (files checked so far, files to check).
 VerifyProgress = Callable[[int, int], None]
@@ -60,6 +61,7 @@ class ProblemKind(StrEnum):
     TEMPORARY = "temporary"
     UNRESUMABLE = "unresumable"
     DUPLICATE = "duplicate"
+    UNRECORDED = "unrecorded"
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def verify(
         fix: Mark missing and corrupt snapshots and unresumable workflow
             snapshots, record orphan ``.pack`` files as import would, remove
             temporary files older than their instance's newest save, and
-            remove duplicate workflow snapshots (keeping the oldest).
+            remove duplicate workflow snapshots (keeping the oldest), and
+            replay the registry's spill files (:mod:`catalog.spill`) first.
         progress: Called with (files checked, files to check).
 
     Returns:
@@ -174,6 +177,7 @@ def verify(
     """
     report = VerifyReport(quick=quick)
     runs = [catalog.run(run)] if run is not None else list(catalog.runs())
+    _check_spill_files(catalog, report, runs, fix)
     states = [_load_run(catalog, r.id, r.name, r.run_dir) for r in runs]
     total = sum(len(s.snapshots) for s in states)
     done = 0
@@ -191,6 +195,36 @@ def verify(
         for state in states:
             _fix_snapshot_statuses(catalog, report, state)
     return report
+
+
+# --------------------------------------------------------------------------- spill files
+
+
+def _check_spill_files(
+    catalog: Catalog, report: VerifyReport, runs: Iterable[RunRecord], fix: bool
+) -> None:
+    """Replay (with ``fix``) or report what a registry could not record before it shut down."""
+    run_dirs = [r.run_dir for r in runs]
+    for path in spill_files(catalog, run_dirs):
+        if fix:
+            replayed = replay_spill_file(catalog, path)
+            report.fixed.append(replayed.summary())
+            report.not_fixed.extend(replayed.not_replayed)
+            if replayed.renamed_to is not None:
+                continue
+        entries = sum(1 for line in path.read_text().splitlines() if line.strip())
+        report.problems.append(
+            Problem(
+                ProblemKind.UNRECORDED,
+                "",
+                path,
+                None,
+                None,
+                f"{entries} submissions or workflow snapshots a snapshot registry could not "
+                "record (the catalog was unavailable at its shutdown); 'muscle-catalog verify "
+                "--fix' or 'muscle-catalog import <run dir>' records them",
+            )
+        )
 
 
 # --------------------------------------------------------------------------- recorded files

@@ -16,6 +16,13 @@ Use ``muscle-catalog-manager`` exactly like ``muscle_manager``::
 
 Instances need no change: the registry records each submitted snapshot from
 its ``.pack`` file if the instance did not record it itself.
+
+The run does not depend on the catalog: malformed submissions are rejected one
+by one, a locked or lost catalog is retried while the run goes on, and what
+is still unrecorded when the manager shuts down is written to a spill file
+that ``muscle-catalog import`` or ``muscle-catalog verify --fix`` replays
+(see :mod:`catalog.registry` and :mod:`catalog.spill`). The registry's
+summary is logged at shutdown.
 """
 
 from __future__ import annotations
