@@ -46,13 +46,14 @@ from sqlalchemy import select
 from catalog.catalog import Catalog
 from catalog.db.schema import SnapshotRow
 from catalog.enums import Source
-from catalog.errors import SnapshotFileError, YmmslLimitError
+from catalog.errors import CatalogError, SnapshotFileError, YmmslLimitError
 from catalog.lineage import link_lineage
 from catalog.maintenance.relocate import relocate
 from catalog.maintenance.verify import file_problem
 from catalog.message import Message
-from catalog.naming import instance_sort_key
+from catalog.naming import instance_sort_key, validate_instance
 from catalog.records import NewSnapshot, NewWorkflowSnapshot, RunRecord
+from catalog.resume_file import read_plain_resume_document
 from catalog.run_dir import (
     CONFIGURATION_FILE,
     PackFile,
@@ -329,7 +330,8 @@ def _import_snapshots(
     instances, files = scan_pack_files(report.run_dir, report.warnings)
     ordered = recorded_order(files)
     known = catalog.snapshot_ids([f.path for f in ordered])
-    todo = [f for f in ordered if catalog.stored_path(f.path) not in known]
+    # A first import knows none: no need to work out every file's stored path again.
+    todo = [f for f in ordered if catalog.stored_path(f.path) not in known] if known else ordered
     report.snapshots_already_known = len(ordered) - len(todo)
     counter = _Progress(progress, total=len(ordered), done=len(ordered) - len(todo))
     items = _loaded_snapshots(todo, report.warnings, counter)
@@ -479,9 +481,28 @@ def parse_resume_file(resume_file: Path) -> YmmslDocument:
             line): possibly because it is still being written.
     """
     try:
-        return parse_ymmsl(read_ymmsl_file(resume_file), resume_file)
+        text = read_ymmsl_file(resume_file)
+        return _plain_resume_document(text) or parse_ymmsl(text, resume_file)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(one_line(exc)) from exc
+
+
+def _plain_resume_document(text: str) -> YmmslDocument | None:
+    """A resume file in MUSCLE3's own shape, read without ymmsl (see read_plain_resume_document).
+
+    None when the text has another shape or names an instance that is not
+    valid: ymmsl then reads it, and reports what is wrong in its own words.
+    """
+    plain = read_plain_resume_document(text)
+    if plain is None:
+        return None
+    description, written = plain
+    try:
+        resume = {validate_instance(name): PurePath(path) for name, path in written.items()}
+    except CatalogError:
+        return None
+    # A resume file has no model; ymmsl's reading gives no model name for it either.
+    return YmmslDocument(model_name=None, description=description, resume=resume)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The overhead benchmark still runs: each side once at the smallest size (no timing checked)."""
+"""The benchmarks still run: each at its smallest size, printing its table (no timing checked)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).parent.parent / "benchmarks" / "overhead_benchmark.py"
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+BENCHMARK = BENCHMARKS / "overhead_benchmark.py"
 
 
 def test_overhead_benchmark_runs_both_sides_and_prints_the_ratio() -> None:
@@ -21,3 +22,24 @@ def test_overhead_benchmark_runs_both_sides_and_prints_the_ratio() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ratio ours / plain:" in done.stdout
+
+
+def test_save_benchmark_runs_every_side_and_prints_the_table() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "save_benchmark.py"), "--smoke"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ours/lib" in done.stdout
+    assert "tiny     SQLite" in done.stdout
+    assert "tiny SQLite whole save <= 3x libmuscle:" in done.stdout
+
+
+def test_import_benchmark_runs_both_sides_and_prints_the_tables() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "import_benchmark.py"), "--smoke"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ratio import / floor:" in done.stdout
+    assert "per-instance time, largest / smallest:" in done.stdout

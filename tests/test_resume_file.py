@@ -15,6 +15,7 @@ from catalog.resume_file import (
     MemberSummary,
     _plain_document,
     describe,
+    read_plain_resume_document,
     resume_document,
     write_resume_file,
 )
@@ -90,3 +91,81 @@ def test_fast_document_equals_ymmsls_own(resume: dict[str, str], description: st
         )
     )
     assert resume_document(resume, description) == reference
+
+
+def test_every_muscle3_resume_file_is_read_without_ymmsl_as_ymmsl_reads_it() -> None:
+    from catalog.run_dir import parse_ymmsl
+    from catalog.run_import import parse_resume_file
+
+    for path in sorted(RUNS.glob("*/*/snapshots/snapshot_*.ymmsl")):
+        text = path.read_text()
+        assert read_plain_resume_document(text) is not None, path
+        assert parse_resume_file(path) == parse_ymmsl(text), path
+
+
+_RESUME_HEAD = "ymmsl_version: v0.2\ndescription: |+\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        (
+            _RESUME_HEAD + "  one\n\n  two\n\nresume:\n  a: /p/a_1.pack\n  b[10]: r/b-10_1.pack\n",
+            True,
+        ),
+        (_RESUME_HEAD + "  nobody resumes\n\nresume: {}\n", True),
+        (_RESUME_HEAD + "    indented first\n  x\n\nresume:\n  a: /p/a.pack\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: '/p/a.pack'\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: /p/a.pack  # moved\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: /p/a.pack\nsettings:\n  a.x: 1\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a.b: /p/a.pack\n", True),  # invalid instance
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: /p/a.pack\n  a: /p/b.pack\n", False),
+        (_RESUME_HEAD + "  x \n\nresume:\n  a: /p/a.pack\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: null\n", False),
+        (_RESUME_HEAD + "  x\n\nresume:\n  a: /p//a.pack/\n", True),
+    ],
+)
+def test_reading_without_ymmsl_agrees_with_ymmsl_or_leaves_it_to_ymmsl(
+    tmp_path: Path, text: str, plain: bool
+) -> None:
+    """Whatever shape a resume file has, parse_resume_file gives what ymmsl gives, or its error."""
+    from catalog.run_dir import parse_ymmsl
+    from catalog.run_import import parse_resume_file
+
+    assert (read_plain_resume_document(text) is not None) is plain
+    path = tmp_path / "snapshot_20000101_000000.ymmsl"
+    path.write_text(text)
+    try:
+        expected = parse_ymmsl(text)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as raised:
+            parse_resume_file(path)
+        assert str(raised.value) == " ".join(str(exc).split())
+    else:
+        assert parse_resume_file(path) == expected
+
+
+@pytest.mark.parametrize("instances", [1, 7, 1000])
+def test_files_we_write_are_read_back_without_ymmsl(tmp_path: Path, instances: int) -> None:
+    from catalog.run_dir import parse_ymmsl
+    from catalog.run_import import parse_resume_file
+
+    resume = {f"m[{i}]": f"/r/instances/m[{i}]/snapshots/m-{i}_3.pack" for i in range(instances)}
+    members = [MemberSummary.of(name, _Described()) for name in resume]
+    text = resume_document(resume, describe("model", members, dt.datetime(2000, 1, 2, 3, 4, 5)))
+    path = tmp_path / "snapshot_20000102_030405.ymmsl"
+    path.write_text(text)
+    assert read_plain_resume_document(text) is not None
+    assert parse_resume_file(path) == parse_ymmsl(text)
+
+
+class _Described:
+    triggers = ("simulation_time >= 3",)
+    timestamp = 3.0
+    wallclock_time = 1.25
+    is_final_snapshot = False
+
+
+def test_muscle3_0_7s_resume_files_are_read_without_ymmsl_too() -> None:
+    text = "ymmsl_version: v0.1\ndescription: |\n  x\n\n  y\nresume:\n  a: /p/a.pack\n"
+    assert read_plain_resume_document(text) == ("x\n\ny\n", {"a": "/p/a.pack"})
