@@ -300,7 +300,7 @@ class SnapshotManager:
         if self._catalog is None:
             from catalog.catalog import open_catalog
 
-            self._catalog = open_catalog(self._catalog_location())
+            self._catalog = open_catalog(self._catalog_location(), create=True)
             self._owns_catalog = True
         return self._catalog
 

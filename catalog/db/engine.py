@@ -30,14 +30,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
+from catalog.db.sqlite_file import read_only_uri
 from catalog.db.sqlite_settings import (
     NETWORK_FS_ENV,
     SQLITE_BUSY_TIMEOUT_S,
-    apply_connection_pragmas,
+    apply_journal_mode,
+    apply_reader_pragmas,
     is_network_filesystem,
     network_mode,
 )
-from catalog.location import sqlite_file
+from catalog.errors import DatabaseDriverError
+from catalog.location import display_location, sqlite_file
 
 __all__ = [
     "NETWORK_FS_ENV",
@@ -51,39 +54,93 @@ __all__ = [
 READ_ONLY = "catalog_read_only"
 
 
-def create_catalog_engine(url: URL, *, network_filesystem: bool | None = None) -> Engine:
+#: The backends a catalog can live in (SQLAlchemy backend names).
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+#: What to install for PostgreSQL's driver.
+POSTGRES_EXTRA = "pip install 'muscle-snapshot-catalog[postgres]'"
+
+#: Key in a pooled connection's ``info``: its journal mode is set for writing.
+_JOURNAL_SET = "catalog_journal_set"
+
+
+def create_catalog_engine(
+    url: URL, *, network_filesystem: bool | None = None, read_only: bool = False
+) -> Engine:
     """Create an engine for a catalog URL with the right per-backend settings.
 
     Args:
         url: The catalog URL (see :func:`catalog.location.to_url`).
         network_filesystem: Force (True) or disable (False) the network
             filesystem journal mode for SQLite; None detects it.
+        read_only: SQLite: open the file with ``mode=ro`` (and as immutable
+            when it cannot be read otherwise, see :mod:`catalog.db.sqlite_file`),
+            so that SQLite itself refuses to write it.
 
     Returns:
         The engine. On SQLite, transactions begin with ``BEGIN IMMEDIATE``
-        unless the connection has the :data:`READ_ONLY` execution option.
+        unless the connection has the :data:`READ_ONLY` execution option (or
+        the engine is read-only), and the journal mode is set before a
+        connection's first write transaction, never by readers.
+
+    Raises:
+        DatabaseDriverError: The backend is not SQLite or PostgreSQL, or its
+            driver is not installed; the message says what to install.
     """
     backend = url.get_backend_name()
-    if backend == "sqlite":
-        db_file = sqlite_file(url)
-        network = db_file is not None and network_mode(db_file, network_filesystem)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-        _configure_sqlite(engine, wal=db_file is not None and not network)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseDriverError(
+            f"Cannot use the catalog {display_location(url)}: the {backend} backend is not "
+            "supported; a catalog lives in a SQLite file or a PostgreSQL database "
+            "(postgresql+psycopg://user@host/db)."
+        )
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(url, network_filesystem=network_filesystem, read_only=read_only)
+        return create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:
+        raise DatabaseDriverError(_missing_driver(url, exc)) from exc
 
 
-def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+def _missing_driver(url: URL, exc: ImportError) -> str:
+    driver = url.get_driver_name()
+    where = f"Cannot use the catalog {display_location(url)}"
+    if url.get_backend_name() == "postgresql" and driver == "psycopg":
+        return f"{where}: its driver psycopg is not installed. Install it with {POSTGRES_EXTRA}."
+    if url.get_backend_name() == "postgresql":
+        return (
+            f"{where}: its driver {driver} is not installed. Name the psycopg driver in the "
+            f"URL (postgresql+psycopg://...) and install it with {POSTGRES_EXTRA}, "
+            f"or install {driver}."
+        )
+    return f"{where}: its database driver is not installed ({exc})."
+
+
+def _sqlite_engine(url: URL, *, network_filesystem: bool | None, read_only: bool) -> Engine:
+    db_file = sqlite_file(url)
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    if read_only and db_file is not None:
+        url = URL.create("sqlite", database=read_only_uri(db_file), query={"uri": "true"})
+    network = db_file is not None and network_mode(db_file, network_filesystem)
+    engine = create_engine(url, connect_args=connect_args)
+    _configure_sqlite(engine, wal=db_file is not None and not network, read_only=read_only)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself; pysqlite's
         # own implicit transactions would always be deferred.
         dbapi_connection.isolation_level = None
-        apply_connection_pragmas(dbapi_connection, wal=wal)
+        apply_reader_pragmas(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(READ_ONLY):
+        if read_only or connection.get_execution_options().get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        if not connection.info.get(_JOURNAL_SET):
+            apply_journal_mode(connection.connection.dbapi_connection, wal=wal)
+            connection.info[_JOURNAL_SET] = True
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -33,12 +33,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from catalog.db.engine import create_catalog_engine
+from catalog.db.engine import READ_ONLY, create_catalog_engine
 from catalog.db.schema import SCHEMA_REVISION, VERSION_TABLE
+from catalog.db.sqlite_file import CATALOG_TABLES
 from catalog.errors import (
     CatalogError,
     CatalogTooNewError,
     CatalogTooOldError,
+    NotACatalogError,
     SchemaVersionError,
 )
 from catalog.location import display_location, sqlite_file, to_url
@@ -235,6 +237,13 @@ def migration_transaction(engine: Engine, *, location: str = "") -> Iterator[Con
 def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None:
     """Make sure the catalog is at the head revision, creating it if it is empty.
 
+    The revision is first read in a read-only transaction, which neither
+    locks out writers nor writes a byte: opening an up-to-date catalog (every
+    command, every save) or refusing one stays that cheap and harmless. Only
+    an empty database that is to be created gets the locked write
+    transaction, in which the check is repeated (another process may have
+    created the schema meanwhile).
+
     Args:
         engine: The catalog's engine.
         location: How to name the catalog in messages (path or URL without password).
@@ -244,58 +253,68 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
     Raises:
         CatalogTooOldError: The catalog needs ``muscle-catalog upgrade``.
         CatalogTooNewError: The catalog was written by a newer release.
-        SchemaVersionError: The database has tables but is not a catalog.
+        NotACatalogError: The database holds catalog tables without a
+            revision, a SQLite file holds other tables, or the database is
+            empty and ``create`` is False.
     """
     head = head_revision()
-    db_file = sqlite_file(engine.url)
-    if db_file is not None:
-        # Refuse an old or newer SQLite file before the engine connects: its
-        # connection setup switches the journal mode, which rewrites the header.
-        revision = _sqlite_revision_read_only(db_file)
-        if revision is not None and revision != head:
-            _raise_for_revision(revision, head, location)
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
+        revision = current_revision(connection)
+        tables = set(inspect(connection).get_table_names()) if revision is None else set()
+        connection.rollback()
+    if revision == head:
+        return
+    if revision is not None:
+        _raise_for_revision(revision, head, location)
+    check_can_create(tables, location, sqlite=engine.dialect.name == "sqlite", create=create)
     with engine.begin() as connection:
         _lock_schema(connection)
         revision = current_revision(connection)
         if revision == head:
             return
         if revision is None:
-            if "snapshots" in inspect(connection).get_table_names():
-                raise SchemaVersionError(
-                    f"{location} has a 'snapshots' table but no {VERSION_TABLE} table, so it "
-                    "is not a snapshot catalog (or it was damaged). Use another file or database."
-                )
-            if not create:
-                raise SchemaVersionError(
-                    f"{location} is not a snapshot catalog yet. Create it with "
-                    f"`muscle-catalog --catalog {location} upgrade`, or import a run into it."
-                )
             _upgrade_on(connection)
             return
         _raise_for_revision(revision, head, location)
 
 
-def _sqlite_revision_read_only(db_file: Path) -> str | None:
-    """The revision a SQLite catalog file records, read without writing a byte.
+def check_can_create(tables: set[str], location: str, *, sqlite: bool, create: bool) -> None:
+    """Refuse to create a catalog in a database holding no catalog revision, unless it may be.
 
-    Returns:
-        The revision, or None when there is none to read (no file yet, no
-        version table, not readable this way); the caller's full check in a
-        write transaction then decides.
+    A PostgreSQL database may hold other applications' tables (our version
+    table has a name of its own); a SQLite file is one database, so one with
+    other tables is someone else's file and stays untouched.
+
+    Args:
+        tables: The database's tables.
+        location: How to name the catalog in messages.
+        sqlite: Whether it is a SQLite file.
+        create: Whether creating was asked for.
+
+    Raises:
+        NotACatalogError: It holds catalog tables without a revision, a
+            SQLite file holds other tables, or ``create`` is False.
     """
-    if not db_file.is_file():
-        return None
-    try:
-        connection = sqlite3.connect(f"{db_file.absolute().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        row = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        connection.close()
-    return str(row[0]) if row else None
+    ours = tables & CATALOG_TABLES
+    if ours:
+        raise NotACatalogError(
+            f"{location} has catalog tables ({', '.join(sorted(ours))}) but no {VERSION_TABLE} "
+            "table, so it is not a snapshot catalog (or it was damaged); it was not touched. "
+            "Use another file or database."
+        )
+    if sqlite and tables:
+        shown = sorted(tables)
+        listed = ", ".join(shown[:5]) + (", ..." if len(shown) > 5 else "")
+        raise NotACatalogError(
+            f"{location} is not a snapshot catalog: it is a SQLite database holding other "
+            f"tables ({listed}); it was not touched. Choose another --catalog file."
+        )
+    if not create:
+        raise NotACatalogError(
+            f"{location} is not a snapshot catalog yet (it is empty). Create it with "
+            f"`muscle-catalog --catalog {location} init`, or import a run into it."
+        )
 
 
 def _raise_for_revision(revision: str, head: str, location: str) -> None:
@@ -349,13 +368,18 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
 
     Raises:
         CatalogTooNewError: The catalog was written by a newer release.
+        NotACatalogError: A SQLite file holds other tables.
     """
     head = head_revision()
     with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
         before = current_revision(connection)
+        tables = set(inspect(connection).get_table_names()) if before is None else set()
         connection.rollback()
     if before == head:
         return before, head, None
+    if before is None:
+        check_can_create(tables, location, sqlite=engine.dialect.name == "sqlite", create=True)
     if before is not None and before not in known_revisions():
         _raise_for_revision(before, head, location)
     db_file = sqlite_file(engine.url)
