@@ -175,6 +175,23 @@ def test_read_commands_change_no_byte_and_keep_the_journal_mode(
     assert sorted(p.name for p in stateless_catalog.parent.iterdir()) == files_before
 
 
+@pytest.mark.parametrize("command", [("runs",), ("snapshots",), ("workflows",), ("resume",)])
+def test_reading_a_wal_catalog_leaves_no_file_behind(
+    stateless_catalog: Path, command: tuple[str, ...]
+) -> None:
+    connection = sqlite3.connect(stateless_catalog)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.close()  # the last connection: no -wal or -shm file stays
+    before = digest(stateless_catalog)
+    assert stateless_catalog.read_bytes()[18] == 2  # the header says WAL
+
+    result = invoke("--catalog", str(stateless_catalog), *command)
+
+    assert result.exit_code == 0, result.output
+    assert digest(stateless_catalog) == before
+    assert [p.name for p in stateless_catalog.parent.iterdir()] == [stateless_catalog.name]
+
+
 def test_writing_commands_switch_to_wal(stateless_catalog: Path) -> None:
     assert invoke("--catalog", str(stateless_catalog), "reindex").exit_code == 0
     assert journal_mode(stateless_catalog) == "wal"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, CatalogNotFoundError
 from catalog.location import (
     CATALOG_ENV,
     DEFAULT_CATALOG_NAME,
@@ -165,17 +165,21 @@ class Options:
         ctx.call_on_close(catalog.close)
         return catalog
 
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of the catalog, or None (PostgreSQL); for a path, without SQLAlchemy."""
+        return sqlite_path(self.location) or sqlite_file(to_url(self.location))
+
     def require_existing(self) -> None:
         """Refuse (with where it looked, and the fix) when the chosen catalog does not exist.
 
         Raises:
-            CatalogError: There is no catalog to use.
+            CatalogNotFoundError: There is no catalog to use.
         """
         if not self.choice.found:
-            raise CatalogError(self.choice.not_found_message())
-        db_file = sqlite_file(to_url(self.location))
+            raise CatalogNotFoundError(self.choice.not_found_message())
+        db_file = self.sqlite_path()
         if db_file is not None and not db_file.exists():
-            raise CatalogError(
+            raise CatalogNotFoundError(
                 f"There is no catalog at {db_file}. Create it with `muscle-catalog init` or "
                 "record runs into it with `muscle-catalog import RUN_DIR`, or choose another "
                 f"with --catalog or {CATALOG_ENV}."

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from catalog.cli.group import cli, get_options
-from catalog.records import RunRecord, json_float
+from catalog.cli.group import Options, cli, get_options
+from catalog.location import sqlite_path
+from catalog.records import RecordList, RunRecord, json_float
 
 if TYPE_CHECKING:  # imported by the commands that use them, to keep `runs` light
     from catalog.lineage import LineageStep
@@ -50,8 +51,11 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
     """List the runs of the campaign: status, counts, and which run each resumed from."""
     from catalog.cli.output import echo_json, listing_table, stdout
 
-    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
-    runs = catalog.runs()
+    options = get_options(ctx)
+    runs, location = _runs_without_sqlalchemy(options)
+    if runs is None:
+        catalog = options.open(ctx, create=False, read_only=True)
+        runs, location = catalog.runs(), catalog.location
     names = {run.id: run.name for run in runs}
     if as_json:
         echo_json([_run_json(run, names) for run in runs])
@@ -59,7 +63,7 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
     from rich.text import Text
 
     table = listing_table(
-        f"Runs in {catalog.location}",
+        f"Runs in {location}",
         ("id", "name", "model", "status", "snapshots", "workflows", "resumed from", "run dir"),
         fixed=("id", "status", "snapshots", "workflows"),
     )
@@ -78,6 +82,29 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
             Text(str(run.run_dir)),
         )
     stdout().print(table)
+
+
+def _runs_without_sqlalchemy(options: Options) -> tuple[RecordList[RunRecord] | None, str]:
+    """The runs of a SQLite catalog at this revision, read with sqlite3 alone (see its module).
+
+    Returns:
+        The runs and the catalog's name, or None when the full catalog must
+        answer (PostgreSQL, another revision): it then opens, refuses or
+        explains as every command does.
+
+    Raises:
+        CatalogError: There is no catalog, or the file is not one (the same
+            errors, from the same checks, as opening the catalog gives).
+    """
+    from catalog.db.sqlite_file import check_sqlite_file
+    from catalog.db.sqlite_reader import sqlite_runs
+
+    options.require_existing()
+    db_file = sqlite_path(options.location)
+    if db_file is None:
+        return None, ""
+    check_sqlite_file(db_file, create=False, read_only=True)
+    return sqlite_runs(db_file), str(db_file)
 
 
 def _run_json(run: RunRecord, names: Mapping[int, str]) -> dict[str, Any]:

@@ -38,8 +38,6 @@ def workflows_command(
     ctx: click.Context, run: str | None, containing: int | None, limit: int, as_json: bool
 ) -> None:
     """List workflow snapshots (resume points), in the order they were found."""
-    from rich.text import Text
-
     from catalog.replay import workflows_containing
     from catalog.resume import simulation_time
 
@@ -53,6 +51,8 @@ def workflows_command(
     if as_json:
         echo_json([record.to_json() for record in records])
         return
+    from rich.text import Text
+
     table = listing_table(
         f"{len(records)} workflow snapshots in {catalog.location}",
         ("id", "run", "#", "t", "resume", "restart", "completed by", "source", "file"),

@@ -11,7 +11,14 @@ reliably when:
 * readers use plain deferred transactions, so they never take a write lock;
 * the journal is a write-ahead log (readers and one writer do not block each
   other) with ``synchronous=NORMAL``, durable across application crashes;
-* a busy timeout lets writers queue instead of failing.
+* a busy timeout lets writers queue instead of failing;
+* only writers set the journal mode (before a connection's first write
+  transaction): switching it rewrites the file's header, which a command
+  that only reads must never do, least of all to a file it then refuses.
+
+A catalog that cannot be written (or that the caller only reads) gets a
+read-only engine: SQLite opens it with ``mode=ro`` and every transaction is
+a plain ``BEGIN`` (see :mod:`catalog.db.sqlite_file`).
 
 WAL needs shared memory between processes and does not work on network
 filesystems (NFS, Lustre, GPFS, ...). There we fall back to
@@ -30,7 +37,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
-from catalog.db.sqlite_file import read_only_uri
+from catalog.db.sqlite_file import is_writable, read_only_uri
 from catalog.db.sqlite_settings import (
     NETWORK_FS_ENV,
     SQLITE_BUSY_TIMEOUT_S,
@@ -73,9 +80,10 @@ def create_catalog_engine(
         url: The catalog URL (see :func:`catalog.location.to_url`).
         network_filesystem: Force (True) or disable (False) the network
             filesystem journal mode for SQLite; None detects it.
-        read_only: SQLite: open the file with ``mode=ro`` (and as immutable
-            when it cannot be read otherwise, see :mod:`catalog.db.sqlite_file`),
-            so that SQLite itself refuses to write it.
+        read_only: SQLite: never write: every transaction is a plain
+            ``BEGIN`` and the journal mode is left as it is; a file this
+            process cannot write is opened with ``mode=ro`` (as immutable when
+            it cannot be read otherwise, see :mod:`catalog.db.sqlite_file`).
 
     Returns:
         The engine. On SQLite, transactions begin with ``BEGIN IMMEDIATE``
@@ -119,7 +127,10 @@ def _missing_driver(url: URL, exc: ImportError) -> str:
 def _sqlite_engine(url: URL, *, network_filesystem: bool | None, read_only: bool) -> Engine:
     db_file = sqlite_file(url)
     connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    if read_only and db_file is not None:
+    if read_only and db_file is not None and not is_writable(db_file):
+        # A file we may write is read through an ordinary connection that never
+        # writes: SQLite then removes the -wal and -shm files it made when it
+        # closes, which a mode=ro connection cannot do.
         url = URL.create("sqlite", database=read_only_uri(db_file), query={"uri": "true"})
     network = db_file is not None and network_mode(db_file, network_filesystem)
     engine = create_engine(url, connect_args=connect_args)

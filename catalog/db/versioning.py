@@ -8,8 +8,10 @@ Opening a catalog never changes an existing one behind the user's back:
 * a catalog at a revision this code does not know was written by a newer
   release and is refused untouched.
 
-The check and the creation happen in one write transaction (``BEGIN
-IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so that the many
+The check is a read-only transaction, so that opening a catalog (every
+command, every save) neither waits for writers nor writes a byte; creating
+the schema happens in one write transaction (``BEGIN IMMEDIATE`` on SQLite,
+an advisory lock on PostgreSQL) that checks again, so that the many
 instances of a run that open a fresh catalog at the same moment create it
 exactly once.
 
