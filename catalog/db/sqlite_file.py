@@ -4,7 +4,7 @@ Opening a file as a catalog must not change it before we know it is one:
 SQLite's ``sqlite3.connect`` creates a missing file, and switching the
 journal mode to WAL rewrites the header of someone else's database. So
 :class:`catalog.catalog.Catalog` first looks at the file with
-:func:`probe_sqlite_file` (``mode=ro``: SQLite itself then writes nothing)
+:func:`probe_sqlite_file` (read, never written)
 and only then decides to create, open, open read-only, or refuse.
 
 Reading a WAL database needs its ``-shm`` file (shared memory between
@@ -76,7 +76,7 @@ def probe_sqlite_file(path: Path) -> SqliteFileState:
     if path.stat().st_size == 0:
         return SqliteFileState(path, exists=True, writable=writable, kind="empty")
     try:
-        connection = sqlite3.connect(read_only_uri(path), uri=True)
+        connection = sqlite3.connect(reading_uri(path), uri=True)
         try:
             rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = frozenset(str(row[0]) for row in rows)
@@ -120,6 +120,17 @@ def is_wal(path: Path) -> bool:
     except OSError:
         return False
     return len(header) > _HEADER_READ_VERSION and header[_HEADER_READ_VERSION] == 2
+
+
+def reading_uri(path: Path) -> str:
+    """The SQLite URI to read ``path`` with and leave no file behind.
+
+    A file this process may write is opened read-write (never creating it),
+    though only read: SQLite then removes the ``-wal`` and ``-shm`` files a
+    WAL database needs when the connection closes, which a ``mode=ro``
+    connection cannot do. Other files get :func:`read_only_uri`.
+    """
+    return f"{path.absolute().as_uri()}?mode=rw" if is_writable(path) else read_only_uri(path)
 
 
 def read_only_uri(path: Path) -> str:

@@ -26,7 +26,7 @@ import sqlite3
 from pathlib import Path
 
 from catalog.db.revision import SCHEMA_REVISION, VERSION_TABLE
-from catalog.db.sqlite_file import is_writable, read_only_uri
+from catalog.db.sqlite_file import reading_uri
 from catalog.db.sqlite_settings import SQLITE_BUSY_TIMEOUT_S, apply_busy_timeout
 from catalog.enums import RunStatus, Source
 from catalog.records import RecordList, RunRecord
@@ -53,9 +53,8 @@ def sqlite_runs(db_file: Path) -> RecordList[RunRecord] | None:
         when this module may not answer (another revision, an unreadable
         file): the caller then opens the full catalog.
     """
-    uri = read_only_uri(db_file) if not is_writable(db_file) else f"{db_file.as_uri()}?mode=rw"
     try:
-        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        connection = sqlite3.connect(reading_uri(db_file), uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
     except sqlite3.Error:
         return None
     try:
