@@ -102,7 +102,7 @@ def run_ours(n: int, stream: Stream, *, prerecord: bool) -> tuple[float, list[An
         run_dir = Path(work)
         catalog_file = run_dir / "snapshot_catalog.sqlite"
         if prerecord:
-            with open_catalog(catalog_file) as catalog:
+            with open_catalog(catalog_file, create=True) as catalog:
                 run = catalog.ensure_run(run_dir)
                 catalog.record_snapshots(run.id, (_row(i, m, run_dir) for i, m in stream))
         start = time.perf_counter()

@@ -50,10 +50,11 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
+from catalog.db.sqlite_file import check_sqlite_file
 from catalog.db.sqlite_settings import lock_timeout
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, CatalogReadOnlyError
 from catalog.location import (
     default_catalog_in,
     display_location,
@@ -98,7 +99,8 @@ class Catalog:
         self,
         url: URL,
         *,
-        create: bool = True,
+        create: bool = False,
+        read_only: bool = False,
         network_filesystem: bool | None = None,
         lock_timeout_s: float | None = None,
     ):
@@ -106,14 +108,16 @@ class Catalog:
         self.location = display_location(url)
         db_file = sqlite_file(url)
         self.root: Path | None = db_file.parent if db_file is not None else None
-        if db_file is not None and not db_file.parent.is_dir():
-            raise CatalogError(
-                f"Cannot open the catalog {db_file}: the directory {db_file.parent} does not "
-                "exist. Create it first or choose another --catalog path."
-            )
+        #: Whether writes are refused (asked for, or the file cannot be written).
+        self.read_only = read_only
+        if db_file is not None:
+            self.read_only = check_sqlite_file(db_file, create=create, read_only=read_only)
         self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
         self.engine = create_catalog_engine(
-            url, network_filesystem=network_filesystem, lock_timeout_s=self.lock_timeout_s
+            url,
+            network_filesystem=network_filesystem,
+            read_only=self.read_only,
+            lock_timeout_s=self.lock_timeout_s,
         )
         try:
             ensure_schema(self.engine, location=self.location, create=create)
@@ -138,7 +142,17 @@ class Catalog:
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
-        """A session in one write transaction, committed on success."""
+        """A session in one write transaction, committed on success.
+
+        Raises:
+            CatalogReadOnlyError: The catalog was opened read-only.
+        """
+        if self.read_only:
+            raise CatalogReadOnlyError(
+                f"The catalog is read-only: {self.location} was opened for reading (its file, "
+                "directory or mount cannot be written, or read_only was asked for); nothing "
+                "was changed. Copy it somewhere writable to change it."
+            )
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
@@ -1099,18 +1113,26 @@ def _load_children(session: Session, ids: Any, children: _Children) -> None:
 def open_catalog(
     path_or_url: str | os.PathLike[str] | None = None,
     *,
-    create: bool = True,
+    create: bool = False,
+    read_only: bool = False,
     network_filesystem: bool | None = None,
     lock_timeout_s: float | None = None,
 ) -> Catalog:
-    """Open (and if new, create) a snapshot catalog.
+    """Open a snapshot catalog (and with ``create=True``, create it if it is new).
 
     Args:
         path_or_url: A SQLite file path or a SQLAlchemy URL such as
             ``postgresql+psycopg://user@host/campaign``. Defaults to the
-            ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else
+            ``MUSCLE_SNAPSHOT_CATALOG`` environment variable, else the
+            nearest ``snapshot_catalog.sqlite`` here or above, else
             ``./snapshot_catalog.sqlite``.
-        create: Create the schema if the database is empty.
+        create: Create the catalog if the file is missing or the database
+            empty. Off by default, so that a mistyped path is an error
+            rather than a new, empty catalog.
+        read_only: Never write: SQLite opens the file with ``mode=ro``, and
+            writing methods raise :class:`~catalog.errors.CatalogReadOnlyError`.
+            A file that cannot be written (permissions, a read-only mount) is
+            opened this way by itself.
         network_filesystem: SQLite only: force (True) or disable (False) the
             journal mode for network filesystems; None detects it.
         lock_timeout_s: Seconds a write waits for a lock another process
@@ -1121,14 +1143,18 @@ def open_catalog(
         The open catalog; use it as a context manager or call ``close()``.
 
     Raises:
+        CatalogNotFoundError: There is no catalog file and ``create`` is False.
+        NotACatalogError: The file or database holds something else.
         CatalogTooOldError: The catalog needs ``muscle-catalog upgrade``.
         CatalogTooNewError: The catalog was written by a newer release.
+        DatabaseDriverError: The URL's database driver is not installed or supported.
     """
     if path_or_url is None:
         path_or_url = default_catalog_in(Path())
     return Catalog(
         to_url(path_or_url),
         create=create,
+        read_only=read_only,
         network_filesystem=network_filesystem,
         lock_timeout_s=lock_timeout_s,
     )

@@ -69,6 +69,13 @@ class SchemaVersionError(CatalogError):
     """The catalog's schema does not match this version of the code."""
 
 
+class NotACatalogError(SchemaVersionError):
+    """The database holds something else (another program's tables, or nothing yet).
+
+    It is refused untouched: opening it as a catalog would change someone else's file.
+    """
+
+
 class CatalogTooOldError(SchemaVersionError):
     """The catalog was made by an older release and must be upgraded first."""
 
@@ -99,3 +106,19 @@ class YmmslLimitError(CatalogError, ValueError):
 
 class ResumeSelectionError(CatalogError):
     """No workflow snapshot matches the requested resume point."""
+
+
+class CatalogNotFoundError(CatalogError):
+    """There is no catalog where one was asked for, and creating one was not asked for.
+
+    Reading commands and ``open_catalog(path)`` raise it rather than leave an
+    empty catalog behind a typo in a path.
+    """
+
+
+class CatalogReadOnlyError(CatalogError):
+    """A write was asked of a catalog opened read-only (a read-only file, directory or mount)."""
+
+
+class DatabaseDriverError(CatalogError):
+    """The catalog URL names a database backend that is not supported or whose driver is missing."""

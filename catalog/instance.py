@@ -324,7 +324,7 @@ class SnapshotManager:
             from catalog.catalog import open_catalog
 
             self._catalog = open_catalog(
-                self._catalog_location(), lock_timeout_s=self._lock_timeout_s
+                self._catalog_location(), create=True, lock_timeout_s=self._lock_timeout_s
             )
             self._owns_catalog = True
         return self._catalog

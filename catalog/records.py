@@ -15,10 +15,14 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
-from catalog.snapshot import Snapshot, SnapshotMetadata
+
+if TYPE_CHECKING:
+    # Imported where used: catalog.snapshot imports numpy and ymmsl, which
+    # listing runs and snapshots (every query, every command) does not need.
+    from catalog.snapshot import Snapshot, SnapshotMetadata
 
 T = TypeVar("T")
 
@@ -191,6 +195,8 @@ class SnapshotRecord:
 
     def to_metadata(self) -> SnapshotMetadata:
         """The metadata MUSCLE3's manager gets for this snapshot, built from the record."""
+        from catalog.snapshot import SnapshotMetadata
+
         return SnapshotMetadata(
             triggers=list(self.triggers),
             wallclock_time=self.wallclock_time,

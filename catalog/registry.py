@@ -196,7 +196,7 @@ class SnapshotRegistry:
         else:
             location = os.fspath(catalog) if catalog is not None else None
             self._location = location or default_catalog_in(self._run_dir)
-            self.catalog = open_catalog(self._location)
+            self.catalog = open_catalog(self._location, create=True)
         self.run = self.catalog.ensure_run(
             self._run_dir,
             model_name=self._topology.model_name,

@@ -81,7 +81,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def catalog(catalog_url: str) -> Iterator[Catalog]:
     """A fresh catalog, opened on each backend."""
-    opened = open_catalog(catalog_url)
+    opened = open_catalog(catalog_url, create=True)
     try:
         yield opened
     finally:

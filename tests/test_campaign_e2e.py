@@ -139,7 +139,7 @@ class Campaign:
 
 
 def _final_state(catalog_file: Path, run: str) -> tuple[float, object]:
-    with open_catalog(catalog_file) as catalog:
+    with open_catalog(catalog_file, create=True) as catalog:
         record = catalog.snapshots(run=run, instance="macro", final=True)[-1]
     message = load_pack(record.path).snapshot.message
     assert message is not None
@@ -181,7 +181,7 @@ def test_killed_and_resumed_campaign_ends_where_the_full_run_ends(
     assert runs["run3"]["resumed_from_run"] == "run2"
     # every run directory recorded into the campaign's one catalog
     assert not list(root.glob("*/snapshot_catalog.sqlite"))
-    with open_catalog(catalog_file) as catalog:
+    with open_catalog(catalog_file, create=True) as catalog:
         for run in ("base", "run1", "run2", "run3"):
             packs = list((root / run / "instances").glob("*/snapshots/*.pack"))
             assert len(catalog.snapshots(run=run)) == len(packs) > 0
@@ -212,7 +212,7 @@ def test_watch_records_a_plain_manager_run_as_muscle3_wrote_it(
     out, err = watcher.communicate(timeout=120)
     assert watcher.returncode == 0, out + err
 
-    with open_catalog(root / "snapshot_catalog.sqlite") as catalog:
+    with open_catalog(root / "snapshot_catalog.sqlite", create=True) as catalog:
         (run,) = catalog.runs()
         assert run.status == "finished"
         packs = sorted((root / "plain" / "instances").glob("*/snapshots/*.pack"))

@@ -53,10 +53,10 @@ def new(path: Path, snapshot: Snapshot | None = None, instance: str = "macro") -
 
 
 def test_new_catalog_is_created_and_reopened(catalog_url: str, tmp_path: Path) -> None:
-    with open_catalog(catalog_url) as first:
+    with open_catalog(catalog_url, create=True) as first:
         run = first.ensure_run(tmp_path / "run1")
         first.record_snapshot(run.id, new(tmp_path / "a.pack"))
-    with open_catalog(catalog_url) as again:
+    with open_catalog(catalog_url, create=True) as again:
         assert [r.name for r in again.runs()] == ["run1"]
         assert len(again.snapshots()) == 1
 
@@ -217,14 +217,14 @@ def test_workflow_snapshots_round_trip(catalog: Catalog, tmp_path: Path) -> None
 def test_paths_below_a_sqlite_catalog_are_stored_relative(tmp_path: Path) -> None:
     campaign = tmp_path / "campaign"
     campaign.mkdir()
-    with open_catalog(campaign / "snapshot_catalog.sqlite") as cat:
+    with open_catalog(campaign / "snapshot_catalog.sqlite", create=True) as cat:
         run = cat.ensure_run(campaign / "run1")
         cat.record_snapshot(run.id, new(campaign / "run1" / "x.pack"))
         assert cat.stored_path(campaign / "run1" / "x.pack") == "run1/x.pack"
         assert cat.stored_path(tmp_path / "elsewhere.pack") == str(tmp_path / "elsewhere.pack")
     moved = tmp_path / "moved"
     campaign.rename(moved)
-    with open_catalog(moved / "snapshot_catalog.sqlite") as cat:
+    with open_catalog(moved / "snapshot_catalog.sqlite", create=True) as cat:
         (record,) = cat.snapshots()
         assert record.path == moved / "run1" / "x.pack"
         assert cat.runs()[0].run_dir == moved / "run1"
@@ -241,4 +241,4 @@ def test_dataframe_has_one_row_per_snapshot(catalog: Catalog, tmp_path: Path) ->
 
 def test_missing_directory_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="does not exist"):
-        open_catalog(tmp_path / "no" / "such" / "cat.sqlite")
+        open_catalog(tmp_path / "no" / "such" / "cat.sqlite", create=True)

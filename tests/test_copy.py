@@ -85,14 +85,14 @@ def _rich_campaign(catalog: Catalog, root: Path) -> None:
 def test_round_trip_sqlite_postgresql_sqlite_keeps_every_record(
     pg_url: str, tmp_path: Path
 ) -> None:
-    with open_catalog(tmp_path / "snapshot_catalog.sqlite") as source:
+    with open_catalog(tmp_path / "snapshot_catalog.sqlite", create=True) as source:
         _rich_campaign(source, tmp_path / "campaign")
         expected = everything(source)
         counts = row_counts(source)
         assert any(s["status"] == "deleted" for s in expected["snapshots"].values())
         assert any(w["status"] == "unresumable" for w in expected["workflows"].values())
         assert any(s["copied_from_snapshot_id"] for s in expected["snapshots"].values())
-        with open_catalog(pg_url) as middle:
+        with open_catalog(pg_url, create=True) as middle:
             report = copy_catalog(source, middle)
             assert (report.runs_added, report.snapshots_added) == (4, counts["snapshots"])
             assert report.workflow_snapshots_added == counts["workflow_snapshots"]
@@ -103,7 +103,7 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_record(
                 assert all(p.startswith("/") for p in stored)
             back_dir = tmp_path / "elsewhere"
             back_dir.mkdir()
-            with open_catalog(back_dir / "snapshot_catalog.sqlite") as back:
+            with open_catalog(back_dir / "snapshot_catalog.sqlite", create=True) as back:
                 copy_catalog(middle, back)
                 assert everything(back) == expected
                 assert row_counts(back) == counts
@@ -120,11 +120,11 @@ def test_merge_into_a_target_holding_some_runs_adds_no_duplicates(
 ) -> None:
     root = tmp_path / "campaign"
     (tmp_path / "source").mkdir()
-    with open_catalog(tmp_path / "source" / "snapshot_catalog.sqlite") as source:
+    with open_catalog(tmp_path / "source" / "snapshot_catalog.sqlite", create=True) as source:
         make_campaign(source, root)
         expected = everything(source)
         counts = row_counts(source)
-        with open_catalog(catalog_url) as target:
+        with open_catalog(catalog_url, create=True) as target:
             # The target recorded two of the runs itself (other ids, other times).
             import_run_directory(target, root / "mm_vector5")
             import_run_directory(target, root / "mm_stateless_resume")
@@ -154,7 +154,7 @@ def test_copy_command_relocates_and_creates_the_target(pg_url: str, tmp_path: Pa
     old_root = tmp_path / "cluster"
     source_file = tmp_path / "cat" / "snapshot_catalog.sqlite"
     source_file.parent.mkdir()
-    with open_catalog(source_file) as source:
+    with open_catalog(source_file, create=True) as source:
         make_campaign(source, old_root, CAMPAIGN[:2])
         expected = len(source.snapshots())
     new_root = tmp_path / "home"
@@ -168,7 +168,7 @@ def test_copy_command_relocates_and_creates_the_target(pg_url: str, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "runs: 2 added, 0 already there" in result.stdout
     assert f"snapshots: {expected} added, 0 already there" in result.stdout
-    with open_catalog(pg_url) as target:
+    with open_catalog(pg_url, create=True) as target:
         snapshots = target.snapshots()
         assert len(snapshots) == expected
         assert all(s.path.is_relative_to(new_root) and s.path.is_file() for s in snapshots)
@@ -179,7 +179,7 @@ def test_copy_command_relocates_and_creates_the_target(pg_url: str, tmp_path: Pa
     sqlite_back = tmp_path / "new" / "dir" / "snapshot_catalog.sqlite"
     back = runner.invoke(cli, ["copy", pg_url, str(sqlite_back)])
     assert back.exit_code == 0, back.output
-    with open_catalog(sqlite_back) as copied:
+    with open_catalog(sqlite_back, create=True) as copied:
         assert len(copied.snapshots()) == expected
 
     missing = runner.invoke(cli, ["copy", str(tmp_path / "none.sqlite"), str(sqlite_back)])

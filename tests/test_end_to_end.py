@@ -86,7 +86,7 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
     env = dict(os.environ, MUSCLE_SNAPSHOT_CATALOG=str(catalog_file))
 
     _manager(tmp_path / "run1", model, env=env)
-    with open_catalog(catalog_file) as catalog:
+    with open_catalog(catalog_file, create=True) as catalog:
         (run1,) = catalog.runs()
         snapshots = catalog.snapshots(run=run1.id)
         packs = sorted((tmp_path / "run1" / "instances").glob("*/snapshots/*.pack"))
@@ -108,7 +108,7 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
     _manager(tmp_path / "run2", model, tmp_path / "resume.ymmsl", env=env)
     listed = json.loads(_cli("runs", "--json", env=env).stdout)
     assert [r["name"] for r in listed] == ["run1", "run2"]
-    with open_catalog(catalog_file) as catalog:
+    with open_catalog(catalog_file, create=True) as catalog:
         run2 = catalog.run("run2")
         assert run2.num_snapshots > 0
         # recorded live: how each run ended, and exactly where run2 started from

@@ -95,7 +95,7 @@ def test_forget_refuses_a_run_others_resumed_from_unless_forced(campaign: Catalo
 
 
 def test_forget_command(catalog_url: str, tmp_path: Path) -> None:
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         make_campaign(catalog, tmp_path / "campaign", CAMPAIGN[:2])
 
     refused = invoke(catalog_url, "forget", "mm_stateless")
@@ -139,7 +139,7 @@ def test_du_counts_present_and_deleted_bytes(campaign: Catalog) -> None:
 
 
 def test_du_command(catalog_url: str, tmp_path: Path) -> None:
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         make_campaign(catalog, tmp_path / "campaign", CAMPAIGN[:2])
         expected = sum(s.size_bytes or 0 for s in catalog.snapshots())
     result = invoke(catalog_url, "du", "--json")

@@ -467,7 +467,7 @@ cli(sys.argv[1:], prog_name="muscle-catalog")
 
 
 def test_kill_9_before_the_marks_commit_changes_nothing(catalog_url: str, tmp_path: Path) -> None:
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         make_campaign(catalog, tmp_path / "campaign", CAMPAIGN[:2])
         before = catalog.snapshots()
     args = ["--catalog", catalog_url, "gc", "--keep-last", "1", "--yes"]
@@ -478,7 +478,7 @@ def test_kill_9_before_the_marks_commit_changes_nothing(catalog_url: str, tmp_pa
         text=True,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         assert catalog.snapshots() == before
         assert all(s.path.is_file() for s in before)
         assert gc(catalog, RetentionPolicy((KeepLast(1),)), dry_run=False).deleted
@@ -488,7 +488,7 @@ def test_kill_9_before_the_marks_commit_changes_nothing(catalog_url: str, tmp_pa
 def test_kill_9_during_gc_leaves_no_present_row_without_a_file(
     catalog_url: str, tmp_path: Path, seed: int
 ) -> None:
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         make_campaign(catalog, tmp_path / "campaign")
         expected = {d.id for d in gc(catalog, RetentionPolicy((KeepLast(1),))).deleted}
     assert len(expected) > 10
@@ -500,7 +500,7 @@ def test_kill_9_during_gc_leaves_no_present_row_without_a_file(
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
 
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         check_consistent(catalog)
         snapshots = catalog.snapshots()
         deleted = {s.id for s in snapshots if s.status == SnapshotStatus.DELETED}
@@ -521,7 +521,7 @@ def test_kill_9_during_gc_leaves_no_present_row_without_a_file(
 
 
 def test_gc_command_dry_run_then_yes(catalog_url: str, tmp_path: Path) -> None:
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         make_campaign(catalog, tmp_path / "campaign", CAMPAIGN[:2])
     runner = CliRunner()
 

@@ -113,7 +113,7 @@ def test_upgrading_keys_the_oldest_of_each_duplicate_and_leaves_the_rest(tmp_pat
     finally:
         engine.dispose()
     assert {wid for wid, key in rows.items() if key is None} == expected_null
-    with open_catalog(copy) as cat:
+    with open_catalog(copy, create=True) as cat:
         # recording the member set of a kept one again is a no-op
         kept = next(w for w in cat.workflow_snapshots() if w.id not in expected_null)
         again = NewWorkflowSnapshot(kept.member_ids, kept.description, source=Source.WATCH)

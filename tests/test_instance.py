@@ -187,7 +187,7 @@ def test_writes_the_bytes_muscle3_writes(case: str, tmp_path: Path) -> None:
         inputs["port_message_counts_from_port_manager"], ports, inputs["settings_in_connected"]
     )
     manager = MagicMock()
-    with open_catalog(tmp_path / "cat.sqlite") as cat:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as cat:
         saver = SnapshotManager(sidecar["instance"], manager, communicator, cat)
         saver.prepare_resume(None, tmp_path / "snapshots")
         returned = saver.save_snapshot(
@@ -218,7 +218,7 @@ def test_writes_the_bytes_muscle3_0_11_writes(case: str, tmp_path: Path) -> None
     assert original.communicator_state is not None
     communicator = MagicMock()  # format 2 takes nothing from the communicator
     manager = MagicMock()
-    with open_catalog(tmp_path / "cat.sqlite") as cat:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as cat:
         saver = SnapshotManager(sidecar["instance"], manager, communicator, cat)
         saver.prepare_resume(None, tmp_path / "snapshots")
         returned = saver.save_snapshot(
@@ -306,7 +306,7 @@ def test_a_copy_of_a_moved_file_finds_its_origin_by_content(cat: Catalog, tmp_pa
 def test_resuming_goes_on_unchecked_when_the_catalog_cannot_be_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with open_catalog(tmp_path / "cat.sqlite") as cat:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as cat:
 
         def database_down(*_args: object) -> None:
             raise CatalogError("the database server went away")
@@ -368,7 +368,7 @@ def test_saving_without_a_catalog_argument_records_in_the_run_directory(
     saver.prepare_resume(None, run_dir / "instances" / "macro" / "snapshots")
     saver.save_snapshot(Message(1.0), False, ["t"], 1.0, None, Settings())
     saver.close()
-    with open_catalog(run_dir / "snapshot_catalog.sqlite") as cat:
+    with open_catalog(run_dir / "snapshot_catalog.sqlite", create=True) as cat:
         (run,) = cat.runs()
         assert run.run_dir == run_dir
         assert run.model_name == "macro_micro"
@@ -380,7 +380,7 @@ def test_saving_without_a_catalog_argument_records_in_the_run_directory(
 def test_catalog_failure_keeps_the_file_and_still_tells_the_manager(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with open_catalog(tmp_path / "cat.sqlite") as cat:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as cat:
         manager = MagicMock()
         saver = SnapshotManager("macro", manager, make_communicator({"o_i": [1]}), cat)
         saver.prepare_resume(None, tmp_path / "snaps")
@@ -401,7 +401,7 @@ def test_catalog_failure_keeps_the_file_and_still_tells_the_manager(
 def _save_in_process(url: str, directory: str, instance: str, count: int) -> list[str]:
     manager = MagicMock()
     names: list[str] = []
-    with open_catalog(url) as cat:
+    with open_catalog(url, create=True) as cat:
         saver = SnapshotManager(instance, manager, make_communicator({"o_i": [1]}), cat)
         saver.prepare_resume(None, Path(directory))
         for i in range(count):
@@ -425,7 +425,7 @@ def test_concurrent_instances_record_every_snapshot(catalog_url: str, tmp_path: 
         results = pool.starmap(_save_in_process, jobs)
     names = [n for result in results for n in result]
     assert len(set(names)) == 60  # two savers per instance and directory: no overwrite
-    with open_catalog(catalog_url) as cat:
+    with open_catalog(catalog_url, create=True) as cat:
         records = cat.snapshots()
         assert len(records) == 60
         assert sorted(r.submission_order for r in records) == list(range(1, 61))

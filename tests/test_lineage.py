@@ -127,7 +127,7 @@ def test_the_outcome_is_recorded_after_shutdown(
     assert registry.run.status == "running"
     registry.shutdown()
     registry.record_outcome(success)
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         (run,) = catalog.runs()
         assert run.status == status and run.finished_at is not None
 

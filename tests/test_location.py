@@ -77,7 +77,7 @@ def test_instances_and_registry_record_into_the_campaign_catalog(
     finally:
         registry.shutdown()
     assert not (run_dir / DEFAULT_CATALOG_NAME).exists()
-    with open_catalog(catalog_file) as cat:
+    with open_catalog(catalog_file, create=True) as cat:
         assert [r.run_dir for r in cat.runs()] == [run_dir]
 
 

@@ -326,7 +326,7 @@ def _metadata(metadata: SnapshotMetadata) -> dict[str, Any]:
 
 def test_every_snapshot_is_recorded_with_the_metadata_it_holds(campaign: Campaign) -> None:
     ours = (campaign.full, campaign.resumed, campaign.from_libmuscle)
-    with open_catalog(campaign.catalog) as catalog:
+    with open_catalog(campaign.catalog, create=True) as catalog:
         runs = {run.run_dir: run for run in catalog.runs()}
         assert set(ours) <= set(runs)
         assert campaign.by_libmuscle not in runs  # plain libmuscle records nothing
@@ -373,7 +373,7 @@ def test_resumed_runs_end_where_the_uninterrupted_run_ended(campaign: Campaign) 
 
 
 def test_resumed_copies_record_the_snapshot_they_came_from(campaign: Campaign) -> None:
-    with open_catalog(campaign.catalog) as catalog:
+    with open_catalog(campaign.catalog, create=True) as catalog:
         resume_file = campaign.resumed_from[campaign.resumed]
         for instance, path in _resume_section(resume_file).items():
             origin = catalog.snapshot_by_path(path)
@@ -393,7 +393,7 @@ def test_a_catalogued_snapshot_whose_bytes_changed_is_refused(campaign: Campaign
     resume_file = campaign.resumed_from[campaign.resumed]
     macro = _resume_section(resume_file)["macro"]
     original = macro.read_bytes()
-    with open_catalog(campaign.catalog) as catalog:
+    with open_catalog(campaign.catalog, create=True) as catalog:
         record = catalog.snapshot_by_path(macro)
         assert record is not None and record.sha256
     at = original.index(b"wallclock_time") + len(b"wallclock_time") + 8

@@ -69,7 +69,7 @@ def test_submissions_without_rows_are_recorded_from_their_files(tmp_path: Path) 
     assert source is not None
     run_dir = tmp_path / "mm_vector5"
     shutil.copytree(source / "instances", run_dir / "instances")
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = replay_registry(stream, catalog, run_dir)
         assert registry.stats.recorded_for_manager == len(stream.submissions)
         rows = catalog.snapshots(run=registry.run.id)
@@ -92,7 +92,7 @@ def test_metadata_only_submissions_are_marked_missing(catalog: Catalog, tmp_path
 
 def test_existing_rows_are_used_not_duplicated(tmp_path: Path) -> None:
     stream = STREAMS["mm_scalar_at_rules"]
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         first = replay_registry(stream, catalog, tmp_path)
         ids_before = [r.id for r in catalog.snapshots(run=first.run.id)]
         second = replay_registry(stream, catalog, tmp_path)
@@ -103,7 +103,7 @@ def test_existing_rows_are_used_not_duplicated(tmp_path: Path) -> None:
 def test_more_than_a_hundred_resume_files_in_one_second(tmp_path: Path) -> None:
     """MUSCLE3 gives up after _99 and its registry dies; we keep numbering."""
     stream = STREAMS["mm_vector5_wall"]  # 108 submissions complete a workflow snapshot
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = replay_registry(stream, catalog, tmp_path)
     names = sorted(p.name for p in (tmp_path / "snapshots").glob("snapshot_*.ymmsl"))
     assert registry.stats.workflow_snapshots == len(names) > 100
@@ -120,7 +120,7 @@ def test_single_instance_model_is_resumable(catalog: Catalog, tmp_path: Path) ->
 
 def test_a_bad_submission_is_reported_and_the_rest_processed(tmp_path: Path) -> None:
     stream = STREAMS["mm_scalar_at_rules"]
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = SnapshotRegistry(
             stream.configuration(), tmp_path / "snapshots", catalog, clock=lambda: FIXED_DATE
         )
@@ -137,7 +137,7 @@ def test_a_bad_submission_is_reported_and_the_rest_processed(tmp_path: Path) -> 
 
 def test_accepts_our_metadata_objects_and_works_synchronously(tmp_path: Path) -> None:
     stream = STREAMS["interact_lockstep"]
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = SnapshotRegistry(
             stream.configuration(), tmp_path / "snapshots", catalog, threaded=False
         )
@@ -208,7 +208,7 @@ def test_an_unexpected_error_never_ends_the_worker(
         return real_describe(*args, **kwargs)
 
     monkeypatch.setattr(registry_module, "describe", failing_once)
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = SnapshotRegistry(stream.configuration(), tmp_path / "snapshots", catalog)
         for instance, metadata in stream.submissions:
             registry.register_snapshot(instance, metadata)
@@ -226,7 +226,7 @@ def test_a_corrupt_submitted_file_is_recorded_from_metadata_and_said(
     first = tmp_path / stream.submissions[0][1]["snapshot_filename"]
     first.parent.mkdir(parents=True)
     first.write_bytes(b"1\x81")  # a version byte and half a msgpack map
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = replay_registry(stream, catalog, tmp_path)
         row = catalog.snapshot_by_path(first)
         assert row is not None and row.status == "missing"

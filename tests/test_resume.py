@@ -55,7 +55,7 @@ def test_resume_file_names_files_where_they_are(tmp_path: Path) -> None:
     assert source is not None
     run_dir = tmp_path / "moved" / "mm_vector5"
     shutil.copytree(source / "instances", run_dir / "instances")
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = replay_registry(stream, catalog, run_dir)
         record = select_workflow_snapshot(catalog, run=registry.run.id)
         resume = resume_file_for(catalog, record)
@@ -103,7 +103,7 @@ def test_reindex_needs_a_configuration(catalog: Catalog, tmp_path: Path) -> None
 def test_alternatives_are_listed_lazily_with_a_limit(tmp_path: Path) -> None:
     """mm_vector6_blowup: MUSCLE3 found 729 for one submission; we list as many as asked."""
     stream = STREAMS["v0.10/mm_vector6_blowup"]
-    with open_catalog(tmp_path / "cat.sqlite") as catalog:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as catalog:
         registry = replay_registry(stream, catalog, tmp_path)
         (recorded,) = [
             w for w in catalog.workflow_snapshots(run=registry.run.id) if w.source == "registry"

@@ -126,7 +126,7 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
     light_dir, full_dir = tmp_path / "light", tmp_path / "full"
     light_dir.mkdir()
     full_dir.mkdir()
-    open_catalog(light_dir / "cat.sqlite").close()
+    open_catalog(light_dir / "cat.sqlite", create=True).close()
     recorder = SqliteSnapshotRecorder.open(light_dir / "cat.sqlite")
     assert recorder is not None
     light_run = light_dir / "run"
@@ -141,7 +141,7 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
 
     full_run = full_dir / "run"
     full_metadata = []
-    with open_catalog(full_dir / "cat.sqlite") as full:
+    with open_catalog(full_dir / "cat.sqlite", create=True) as full:
         run = full.ensure_run(full_run, model_name="light_model", configuration=CONFIGURATION)
         for new in _snapshots(full_run):
             full_metadata.append(full.record_snapshot(run.id, new).to_metadata())
@@ -157,7 +157,7 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
     }
     assert [_comparable(m) for m in light_metadata] == [_comparable(m) for m in full_metadata]
     # The full Catalog reads the light path's rows back as its own (times included).
-    with open_catalog(light_dir / "cat.sqlite") as light:
+    with open_catalog(light_dir / "cat.sqlite", create=True) as light:
         records = light.snapshots()
         assert [_comparable(r.to_metadata()) for r in records] == [
             _comparable(m) for m in light_metadata
@@ -172,7 +172,7 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
 def test_an_existing_run_gets_what_it_lacks_and_a_path_is_recorded_once(tmp_path: Path) -> None:
     db_file = tmp_path / "cat.sqlite"
     run_dir = tmp_path / "run"
-    with open_catalog(db_file) as cat:
+    with open_catalog(db_file, create=True) as cat:
         existing = cat.ensure_run(run_dir)
     recorder = SqliteSnapshotRecorder.open(db_file)
     assert recorder is not None
@@ -186,7 +186,7 @@ def test_an_existing_run_gets_what_it_lacks_and_a_path_is_recorded_once(tmp_path
     with pytest.raises(CatalogError, match="No run with id 99"):
         recorder.record(99, _snapshots(run_dir)[1], run_dir=run_dir)
     recorder.close()
-    with open_catalog(db_file) as cat:
+    with open_catalog(db_file, create=True) as cat:
         (run,) = cat.runs()
         assert (run.model_name, run.num_snapshots) == ("m", 1)
         assert cat.run_configuration(run.id) == CONFIGURATION
@@ -198,7 +198,7 @@ def test_a_run_reached_through_a_symlink_is_one_run(tmp_path: Path) -> None:
     real.mkdir(parents=True)
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "real", target_is_directory=True)
-    open_catalog(db_file).close()
+    open_catalog(db_file, create=True).close()
     recorder = SqliteSnapshotRecorder.open(db_file)
     assert recorder is not None
     run_id, _sid, _metadata = recorder.record(
@@ -207,7 +207,7 @@ def test_a_run_reached_through_a_symlink_is_one_run(tmp_path: Path) -> None:
     again, _sid, _metadata = recorder.record(None, _snapshots(real)[1], run_dir=real)
     recorder.close()
     assert again == run_id
-    with open_catalog(db_file) as cat:
+    with open_catalog(db_file, create=True) as cat:
         assert cat.ensure_run(link / "run").id == run_id
         (run,) = cat.runs()
         assert run.run_dir == real
@@ -223,7 +223,7 @@ def test_only_a_sqlite_catalog_at_the_head_revision_is_written(tmp_path: Path) -
     sqlite3.connect(empty).close()
     assert SqliteSnapshotRecorder.open(empty) is None
     old = tmp_path / "old.sqlite"
-    open_catalog(old).close()
+    open_catalog(old, create=True).close()
     connection = sqlite3.connect(old)
     with connection:
         connection.execute(f"UPDATE {VERSION_TABLE} SET version_num = '0001'")
@@ -250,7 +250,7 @@ def _save_in_process(catalog: str, directory: str, instance: str, count: int) ->
 
 def test_concurrent_light_savers_create_one_run_and_order_every_snapshot(tmp_path: Path) -> None:
     db_file = tmp_path / "snapshot_catalog.sqlite"
-    open_catalog(db_file).close()
+    open_catalog(db_file, create=True).close()
     run_dir = tmp_path / "run"
     jobs = [
         (str(db_file), str(run_dir / "instances" / f"m[{i}]" / "snapshots"), f"m[{i}]", 15)
@@ -259,7 +259,7 @@ def test_concurrent_light_savers_create_one_run_and_order_every_snapshot(tmp_pat
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(_save_in_process, jobs)
     names = {n for result in results for n in result}
-    with open_catalog(db_file) as cat:
+    with open_catalog(db_file, create=True) as cat:
         (run,) = cat.runs()
         assert run.run_dir == run_dir
         records = cat.snapshots()
@@ -272,7 +272,7 @@ def test_an_instance_save_into_a_sqlite_catalog_does_not_import_sqlalchemy(
 ) -> None:
     pytest.importorskip("libmuscle")
     db_file = tmp_path / "snapshot_catalog.sqlite"
-    open_catalog(db_file).close()
+    open_catalog(db_file, create=True).close()
     snapshots = tmp_path / "run" / "instances" / "macro" / "snapshots"
     snapshots.mkdir(parents=True)
     code = textwrap.dedent(
@@ -303,6 +303,6 @@ def test_an_instance_save_into_a_sqlite_catalog_does_not_import_sqlalchemy(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    with open_catalog(db_file) as cat:
+    with open_catalog(db_file, create=True) as cat:
         (record,) = cat.snapshots()
         assert record.path == snapshots / "macro_1.pack"

@@ -119,7 +119,7 @@ def assert_records_equal(url: str, expected: dict[str, Any], root: Path | None) 
     written); those are not compared. Records are matched by id, so the
     order a query returns them in does not matter here.
     """
-    with open_catalog(url) as cat:
+    with open_catalog(url, create=True) as cat:
         found: dict[str, list[Any]] = {
             "runs": list(cat.runs()),
             "snapshots": list(cat.snapshots()),
@@ -277,7 +277,7 @@ def _view_rows(url: str, views: Iterable[str]) -> dict[str, tuple[list[str], int
 def test_old_catalog_is_refused_untouched(old_catalog: OldCatalog) -> None:
     before = old_catalog.db_file.read_bytes() if old_catalog.db_file else None
     with pytest.raises(CatalogTooOldError, match=r"muscle-catalog --catalog .* upgrade"):
-        open_catalog(old_catalog.url)
+        open_catalog(old_catalog.url, create=True)
     if old_catalog.db_file is not None:
         assert old_catalog.db_file.read_bytes() == before
         assert sorted(p.name for p in old_catalog.db_file.parent.iterdir()) == [
@@ -301,7 +301,7 @@ def test_upgrade_keeps_every_record(old_catalog: OldCatalog, tmp_path: Path) -> 
     assert_records_equal(old_catalog.url, old_catalog.expected, old_catalog.root)
 
     # New rows get ids past the copied ones: the sequences (PostgreSQL) follow.
-    with open_catalog(old_catalog.url) as cat:
+    with open_catalog(old_catalog.url, create=True) as cat:
         run = cat.ensure_run(tmp_path / "after_upgrade")
         snapshot = cat.record_snapshot(run.id, new_snapshot(tmp_path / "after.pack"))
     assert run.id > max(r["id"] for r in old_catalog.expected["runs"])
@@ -312,7 +312,7 @@ def test_backup_is_the_old_catalog(asset_copy: Path, asset: Path) -> None:
     _old, _new, backup = Catalog.upgrade(asset_copy)
     assert backup is not None
     with pytest.raises(CatalogTooOldError):
-        open_catalog(backup)
+        open_catalog(backup, create=True)
     campaign = asset_copy.parent
     moved = campaign / "restored.sqlite"
     shutil.copyfile(backup, moved)
@@ -528,7 +528,7 @@ import catalog
 from catalog.db.versioning import migrations_directory
 assert Path(catalog.__file__).is_relative_to({str(checkout)!r}), catalog.__file__
 assert migrations_directory() == Path({str(checkout / "migrations")!r}), migrations_directory()
-catalog.open_catalog({str(db_file)!r}).close()
+catalog.open_catalog({str(db_file)!r}, create=True).close()
 """
     result = _run_from_checkout(checkout, code)
     assert result.returncode == 0, result.stderr
@@ -539,7 +539,7 @@ catalog.open_catalog({str(db_file)!r}).close()
 
 def test_missing_migrations_are_named_in_both_places(tmp_path: Path) -> None:
     checkout = _checkout(tmp_path, "catalog")
-    code = f"import catalog\ncatalog.open_catalog({str(tmp_path / 'new.sqlite')!r})\n"
+    code = f"import catalog\ncatalog.open_catalog({str(tmp_path / 'new.sqlite')!r}, create=True)\n"
     result = _run_from_checkout(checkout, code)
     assert result.returncode != 0
     assert "Cannot find the catalog's schema migrations" in result.stderr

@@ -213,7 +213,7 @@ def reference_import(tmp_path: Path, run_dir: Path) -> tuple[MemberSets, str | N
     """What importing the finished directory into a catalog of its own records."""
     folder = tmp_path / "reference"
     folder.mkdir(exist_ok=True)
-    with open_catalog(folder / f"{run_dir.name}.sqlite") as reference:
+    with open_catalog(folder / f"{run_dir.name}.sqlite", create=True) as reference:
         report = import_run_directory(reference, run_dir)
         assert report.warnings == []
         return member_sets(reference, report.run_id), reference.run(report.run_id).model_name
@@ -579,7 +579,7 @@ def test_signals_stop_the_command_cleanly(
         process.kill()
     assert process.returncode == EXIT_INTERRUPTED, stdout + stderr
     assert "interrupted, status running" in stdout and "Traceback" not in stderr
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         (run,) = catalog.runs()
         assert run.num_snapshots == 12 and run.num_workflow_snapshots == 7
 
@@ -651,7 +651,7 @@ def test_a_real_muscle_manager_run_is_recorded_while_it_runs(
     assert watcher.returncode == 0, stdout + stderr
     assert "Warning" not in stderr
 
-    with open_catalog(catalog_url) as catalog:
+    with open_catalog(catalog_url, create=True) as catalog:
         (run,) = catalog.runs()
         assert run.status == RunStatus.FINISHED and run.source == Source.WATCH
         assert run.model_name == "counting" and run.finished_at is not None

@@ -33,7 +33,10 @@ from catalog.maintenance.retention import (
 
 @cli.command("gc")
 @click.option(
-    "--keep-last", type=int, metavar="N", help="Keep the N newest workflow snapshots of each run."
+    "--keep-last",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Keep the N newest workflow snapshots of each run.",
 )
 @click.option(
     "--keep-every",
@@ -88,7 +91,7 @@ def gc_command(
     policy = RetentionPolicy(
         tuple(rules), max_size=parse_size(max_size) if max_size is not None else None
     )
-    catalog = get_options(ctx).open(ctx, create=False)
+    catalog = get_options(ctx).open(ctx, create=False, read_only=not yes)
     report = gc(catalog, policy, run=run, dry_run=not yes)
     if as_json:
         echo_json(_gc_json(report))
@@ -101,6 +104,7 @@ def _print_gc(report: GcReport) -> None:
         table = listing_table(
             ("Would delete" if report.dry_run else "Deleted") + f" ({report.policy})",
             ("id", "run", "instance", "size", "path"),
+            fixed=("id", "size"),
         )
         for item in report.deleted:
             table.add_row(
@@ -199,7 +203,7 @@ def forget_command(ctx: click.Context, run: str, force: bool) -> None:
 @click.pass_context
 def du_command(ctx: click.Context, by: str, as_json: bool) -> None:
     """Show the snapshots' counts and recorded bytes, present and deleted."""
-    catalog = get_options(ctx).open(ctx, create=False)
+    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
     usages = disk_usage(catalog, by="instance" if by == "instance" else "run")
     whole = total(usages)
     if as_json:
@@ -208,6 +212,7 @@ def du_command(ctx: click.Context, by: str, as_json: bool) -> None:
     table = listing_table(
         f"Disk usage of {catalog.location}",
         (by, "present", "bytes", "deleted", "bytes freed", "missing/corrupt"),
+        fixed=("present", "bytes", "deleted", "bytes freed", "missing/corrupt"),
     )
     for usage in [*usages, whole]:
         table.add_row(
@@ -248,7 +253,7 @@ def copy_command(
     target_file = sqlite_file(to_url(target))
     if target_file is not None:
         os.makedirs(Path(target_file).parent, exist_ok=True)
-    source_catalog = open_catalog(source, create=False)
+    source_catalog = open_catalog(source, read_only=True)
     ctx.call_on_close(source_catalog.close)
     target_catalog = open_catalog(target, create=True)
     ctx.call_on_close(target_catalog.close)

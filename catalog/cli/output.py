@@ -1,47 +1,91 @@
 """How the command line prints: tables for people, strict JSON for scripts, progress bars.
 
-Tables fold to a terminal's width but take their natural width when piped,
-because piped output goes to grep, awk or a file where a row folded over
-several lines is useless. JSON is strict (no bare NaN), as jq and
-JavaScript need.
+Tables fit a terminal's width (or ``$COLUMNS``) with one line per record:
+long text (paths, triggers) is cut with an ellipsis rather than folded into
+a tall row, and ``--json`` gives every value whole. Piped without
+``$COLUMNS`` they take their natural width, because piped output goes to
+grep, awk or a file where a cut or folded row is useless. JSON is strict (no
+bare NaN), as jq and JavaScript need.
+
+rich is imported by the functions that draw, so that importing this module
+(every command does) stays cheap.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+import os
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from catalog.records import RunRecord, json_float
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 #: Console width when stdout is not a terminal: wide enough that no table row folds.
 _PIPED_WIDTH = 10_000
 
 
-def listing_table(title: str, columns: tuple[str, ...]) -> Table:
-    """A listing table whose cells fold rather than being cut off."""
-    table = Table(title=title)
+def listing_table(title: str, columns: tuple[str, ...], *, fixed: Collection[str] = ()) -> Table:
+    """A listing table with one line per record, however narrow the terminal.
+
+    Args:
+        title: The table's title.
+        columns: The column headers.
+        fixed: Columns that keep their whole width (ids, counts, times);
+            the others (names, paths, triggers) are cut with an ellipsis
+            when the table does not fit.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    class _ListingTable(Table):
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            super().add_row(*(_one_line(cell) for cell in renderables), **kwargs)
+
+    def _one_line(cell: Any) -> Any:
+        if isinstance(cell, str):
+            return Text(cell, no_wrap=True, overflow="ellipsis")
+        if isinstance(cell, Text):
+            cell = cell.copy()
+            cell.no_wrap, cell.overflow = True, "ellipsis"
+        return cell
+
+    table = _ListingTable(
+        title=Text(title, no_wrap=True, overflow="ellipsis"),
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in fixed:
+            table.add_column(column, no_wrap=True, min_width=len(column))
+        else:  # may shrink: rich only narrows columns that may wrap; cells stay one line
+            table.add_column(column, overflow="ellipsis", min_width=min(len(column), 8))
     return table
 
 
 def stdout() -> Console:
-    """Rich output for stdout: folded to a terminal's width, but whole lines when piped.
+    """Rich output for stdout: a terminal's width, or ``$COLUMNS``; whole lines when piped.
 
-    Piped output goes to grep, awk or a file, where a row folded over several
-    lines is useless, so tables then take their natural width.
+    Piped output goes to grep, awk or a file, where a row cut to a width is
+    useless, so tables then take their natural width, unless ``$COLUMNS``
+    asks for a width.
     """
+    from rich.console import Console
+
     console = Console()
-    return console if console.is_terminal else Console(width=_PIPED_WIDTH)
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return console
+    return Console(width=_PIPED_WIDTH)
 
 
 def echo_json(value: Any) -> None:
@@ -68,6 +112,15 @@ def progress_bar(description: str, threshold: int) -> Iterator[Callable[[int, in
         description: What the bar says it is doing.
         threshold: The least ``total`` that gets a bar.
     """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.text import Text
 
-from catalog.cli.group import cli, get_options
-from catalog.cli.output import echo_json, echo_recording, listing_table, progress_bar, stdout
-from catalog.lineage import LineageStep, lineage_of
-from catalog.records import RunRecord, json_float
-from catalog.resume import simulation_time
-from catalog.run_dir import check_run_directory
-from catalog.run_import import ImportReport
-from catalog.run_import import import_run_directory as _import_run_directory
+from catalog.cli.group import Options, cli, get_options
+from catalog.location import sqlite_path
+from catalog.records import RecordList, RunRecord, json_float
+
+if TYPE_CHECKING:  # imported by the commands that use them, to keep `runs` light
+    from catalog.lineage import LineageStep
+    from catalog.run_import import ImportReport
 
 #: Directories with at least this many ``.pack`` files get a progress bar.
 PROGRESS_THRESHOLD = 200
@@ -27,15 +25,21 @@ PROGRESS_THRESHOLD = 200
 @click.pass_context
 def import_command(ctx: click.Context, run_dirs: tuple[Path, ...]) -> None:
     """Record existing MUSCLE3 run directories (any version); re-importing adds nothing."""
+    from catalog.cli.output import progress_bar
+    from catalog.run_dir import check_run_directory
+    from catalog.run_import import import_run_directory
+
     checked = [check_run_directory(d) for d in run_dirs]
     catalog = get_options(ctx).open(ctx, create=True)
     for run_dir in checked:
         with progress_bar(f"Reading {run_dir.name}", PROGRESS_THRESHOLD) as progress:
-            report = _import_run_directory(catalog, run_dir, progress=progress)
+            report = import_run_directory(catalog, run_dir, progress=progress)
         _print_report(report, {run.id: run.name for run in catalog.runs()})
 
 
 def _print_report(report: ImportReport, names: Mapping[int, str]) -> None:
+    from catalog.cli.output import echo_recording
+
     click.echo(f"Imported {report.run_name} (run {report.run_id}) from {report.run_dir}")
     echo_recording(report, report.run, names)
 
@@ -45,15 +49,23 @@ def _print_report(report: ImportReport, names: Mapping[int, str]) -> None:
 @click.pass_context
 def runs_command(ctx: click.Context, as_json: bool) -> None:
     """List the runs of the campaign: status, counts, and which run each resumed from."""
-    catalog = get_options(ctx).open(ctx, create=False)
-    runs = catalog.runs()
+    from catalog.cli.output import echo_json, listing_table, stdout
+
+    options = get_options(ctx)
+    runs, location = _runs_without_sqlalchemy(options)
+    if runs is None:
+        catalog = options.open(ctx, create=False, read_only=True)
+        runs, location = catalog.runs(), catalog.location
     names = {run.id: run.name for run in runs}
     if as_json:
         echo_json([_run_json(run, names) for run in runs])
         return
+    from rich.text import Text
+
     table = listing_table(
-        f"Runs in {catalog.location}",
+        f"Runs in {location}",
         ("id", "name", "model", "status", "snapshots", "workflows", "resumed from", "run dir"),
+        fixed=("id", "status", "snapshots", "workflows"),
     )
     for run in runs:
         origin = names.get(run.resumed_from_run_id or -1, "")
@@ -70,6 +82,29 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
             Text(str(run.run_dir)),
         )
     stdout().print(table)
+
+
+def _runs_without_sqlalchemy(options: Options) -> tuple[RecordList[RunRecord] | None, str]:
+    """The runs of a SQLite catalog at this revision, read with sqlite3 alone (see its module).
+
+    Returns:
+        The runs and the catalog's name, or None when the full catalog must
+        answer (PostgreSQL, another revision): it then opens, refuses or
+        explains as every command does.
+
+    Raises:
+        CatalogError: There is no catalog, or the file is not one (the same
+            errors, from the same checks, as opening the catalog gives).
+    """
+    from catalog.db.sqlite_file import check_sqlite_file
+    from catalog.db.sqlite_reader import sqlite_runs
+
+    options.require_existing()
+    db_file = sqlite_path(options.location)
+    if db_file is None:
+        return None, ""
+    check_sqlite_file(db_file, create=False, read_only=True)
+    return sqlite_runs(db_file), str(db_file)
 
 
 def _run_json(run: RunRecord, names: Mapping[int, str]) -> dict[str, Any]:
@@ -100,7 +135,10 @@ def lineage_command(ctx: click.Context, run: str, as_json: bool) -> None:
     Each step names the workflow snapshot the run started from and its
     simulation time.
     """
-    catalog = get_options(ctx).open(ctx, create=False)
+    from catalog.cli.output import echo_json
+    from catalog.lineage import lineage_of
+
+    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
     chain = lineage_of(catalog, run)
     if as_json:
         echo_json([_step_json(step) for step in chain])
@@ -110,6 +148,8 @@ def lineage_command(ctx: click.Context, run: str, as_json: bool) -> None:
 
 
 def _started(step: LineageStep) -> str:
+    from catalog.resume import simulation_time
+
     if step.origin_run is None:
         return "no recorded origin: started from scratch, or from snapshots not in this catalog"
     origin = f"{step.origin_run.name} (run {step.origin_run.id})"

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.cli.group import Options, cli, get_options
 from catalog.cli.output import echo_json, float_text, listing_table, stdout
 from catalog.errors import CatalogError
-from catalog.message import ClosePort, Grid, Message, Milestone
 from catalog.records import SnapshotRecord
-from catalog.store import LoadedFile, load_pack
+
+if TYPE_CHECKING:  # numpy, msgpack, ymmsl and rich: imported where used (see catalog.cli)
+    from rich.table import Table
+
+    from catalog.message import Message
+    from catalog.store import LoadedFile
 
 
 @cli.command("snapshots")
@@ -35,14 +35,17 @@ def snapshots_command(
     ctx: click.Context, run: str | None, instance: str | None, final: bool | None, as_json: bool
 ) -> None:
     """List recorded snapshots, in run and recorded order."""
-    catalog = get_options(ctx).open(ctx, create=False)
+    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
     records = catalog.snapshots(run=run, instance=instance, final=final)
     if as_json:
         echo_json([record.to_json() for record in records])
         return
+    from rich.text import Text
+
     table = listing_table(
         f"{len(records)} snapshots in {catalog.location}",
         ("id", "run", "instance", "file", "t", "next t", "wallclock", "type", "triggers"),
+        fixed=("id", "t", "next t", "wallclock"),
     )
     for record in records:
         table.add_row(
@@ -73,13 +76,15 @@ def show_command(ctx: click.Context, snapshot: str) -> None:
     SNAPSHOT is a .pack file (recorded or not) or a snapshot id from
     `muscle-catalog snapshots`.
     """
+    from catalog.store import load_pack
+
     options = get_options(ctx)
     path = Path(snapshot)
     if path.exists():
         loaded = load_pack(path)
         record = _record_of_file(ctx, options, path)
     elif snapshot.isdigit():
-        record = options.open(ctx, create=False).snapshot(int(snapshot))
+        record = options.open(ctx, create=False, read_only=True).snapshot(int(snapshot))
         loaded = load_pack(record.path)
     else:
         raise CatalogError(
@@ -91,13 +96,18 @@ def show_command(ctx: click.Context, snapshot: str) -> None:
 
 def _record_of_file(ctx: click.Context, options: Options, path: Path) -> SnapshotRecord | None:
     """The catalog's record of a file, if there is a catalog and the file is in it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
-        return options.open(ctx, create=False).snapshot_by_path(path)
+        return options.open(ctx, create=False, read_only=True).snapshot_by_path(path)
     except (CatalogError, SQLAlchemyError):
         return None  # showing a file must not depend on having a catalog
 
 
 def _showtable(loaded: LoadedFile, record: SnapshotRecord | None) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     snapshot = loaded.snapshot
     table = Table(title=f"Snapshot {loaded.path}", show_header=False)
     table.add_column("field", style="bold")
@@ -141,6 +151,10 @@ def describe_data(data: Any) -> str:
     Snapshot data can be large arrays; a summary tells what a snapshot holds
     without flooding the terminal.
     """
+    import numpy as np
+
+    from catalog.message import ClosePort, Grid, Milestone
+
     if isinstance(data, Grid):
         indexes = f", indexes {data.indexes}" if data.indexes else ""
         return f"Grid of {data.array.dtype}, shape {data.array.shape}{indexes}"

@@ -52,7 +52,7 @@ def verify_command(
     records (say, a snapshot marked missing by an earlier --fix) are listed
     but do not count.
     """
-    catalog = get_options(ctx).open(ctx, create=False)
+    catalog = get_options(ctx).open(ctx, create=False, read_only=not fix)
     with progress_bar("Verifying", PROGRESS_THRESHOLD) as progress:
         report = verify(catalog, run=run, quick=quick, fix=fix, progress=progress)
     if as_json:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from catalog.cli.group import cli, get_options
 from catalog.cli.output import echo_json, listing_table, stdout
 from catalog.errors import CatalogError
-from catalog.records import SnapshotRecord
-from catalog.replay import reindex_run, workflows_containing
-from catalog.resume import choose_workflow_snapshot, resume_file_for, simulation_time
+
+if TYPE_CHECKING:  # imported by the commands that use them (see catalog.cli)
+    from catalog.catalog import Catalog
+    from catalog.records import SnapshotRecord
 
 
 @cli.command("workflows")
@@ -26,14 +25,25 @@ from catalog.resume import choose_workflow_snapshot, resume_file_for, simulation
     help="Instead: list workflow snapshots that contain this snapshot, among all of its "
     "run's snapshots (there can be very many; see --limit).",
 )
-@click.option("--limit", default=10, show_default=True, help="At most this many with --containing.")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many with --containing.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def workflows_command(
     ctx: click.Context, run: str | None, containing: int | None, limit: int, as_json: bool
 ) -> None:
     """List workflow snapshots (resume points), in the order they were found."""
-    catalog = get_options(ctx).open(ctx, create=False)
+    from catalog.replay import workflows_containing
+    from catalog.resume import simulation_time
+
+    if containing is not None and run is not None:
+        raise click.UsageError("--containing lists across the snapshot's own run; drop --run.")
+    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
     if containing is not None:
         _print_alternatives(workflows_containing(catalog, containing, limit=limit), as_json)
         return
@@ -41,9 +51,12 @@ def workflows_command(
     if as_json:
         echo_json([record.to_json() for record in records])
         return
+    from rich.text import Text
+
     table = listing_table(
         f"{len(records)} workflow snapshots in {catalog.location}",
         ("id", "run", "#", "t", "resume", "restart", "completed by", "source", "file"),
+        fixed=("id", "#", "t", "resume", "restart"),
     )
     for record in records:
         restarts = sum(1 for member in record.members.values() if member is None)
@@ -62,6 +75,9 @@ def workflows_command(
 
 
 def _print_alternatives(found: list[dict[str, SnapshotRecord | None]], as_json: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if as_json:
         echo_json(
             [{i: str(s.path) if s else None for i, s in workflow.items()} for workflow in found]
@@ -77,14 +93,16 @@ def _print_alternatives(found: list[dict[str, SnapshotRecord | None]], as_json: 
 
 
 @cli.command("resume")
-@click.option("--latest", "choice", flag_value="latest", default=True, help="The newest (default).")
+@click.option("--latest", is_flag=True, help="The newest resumable one (the default).")
 @click.option(
     "--before-time",
     type=float,
     metavar="T",
-    help="The newest whose simulation time is at or before T.",
+    help="The newest resumable one whose simulation time is at or before T.",
 )
-@click.option("--id", "workflow_id", type=int, metavar="N", help="Workflow snapshot N.")
+@click.option(
+    "--id", "workflow_id", type=click.IntRange(min=1), metavar="N", help="Workflow snapshot N."
+)
 @click.option("--run", "run", metavar="RUN", help="Only this run's workflow snapshots.")
 @click.option(
     "-o",
@@ -100,7 +118,7 @@ def _print_alternatives(found: list[dict[str, SnapshotRecord | None]], as_json: 
 @click.pass_context
 def resume_command(
     ctx: click.Context,
-    choice: str,
+    latest: bool,
     before_time: float | None,
     workflow_id: int | None,
     run: str | None,
@@ -112,8 +130,14 @@ def resume_command(
     Append it to the muscle_manager command line to resume, e.g.
     ``muscle_manager --start-all model.ymmsl resume.ymmsl``.
     """
-    del choice  # --latest is what happens without --id or --before-time
-    catalog = get_options(ctx).open(ctx, create=False)
+    from rich.console import Console
+
+    from catalog.resume import choose_workflow_snapshot, resume_file_for, simulation_time
+
+    _check_one_choice(latest=latest, before_time=before_time, workflow_id=workflow_id)
+    catalog = get_options(ctx).open(ctx, create=False, read_only=True)
+    if workflow_id is None and run is None:
+        _check_one_model(catalog)
     chosen = choose_workflow_snapshot(
         catalog, run=run, workflow_id=workflow_id, before_time=before_time
     )
@@ -145,6 +169,49 @@ def resume_command(
     err.print(f"Wrote {output}; resume with: muscle_manager ... {output}", highlight=False)
 
 
+def _check_one_choice(*, latest: bool, before_time: float | None, workflow_id: int | None) -> None:
+    """Refuse two ways of choosing at once: --latest, --before-time and --id each choose alone.
+
+    Raises:
+        click.UsageError: More than one was given.
+    """
+    given = [
+        name
+        for name, value in (
+            ("--latest", latest),
+            ("--before-time", before_time is not None),
+            ("--id", workflow_id is not None),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        raise click.UsageError(
+            f"{' and '.join(given)} choose a workflow snapshot in different ways; give one of them."
+        )
+
+
+def _check_one_model(catalog: Catalog) -> None:
+    """Refuse to pick "the newest" across runs of different models: which model is meant?
+
+    Runs of one model (a campaign and its resumed runs) share their
+    workflow snapshots' timeline; the newest of two models' runs is an
+    accident of when they ran.
+
+    Raises:
+        click.UsageError: The catalog holds runs of more than one model.
+    """
+    runs = catalog.runs()
+    models = sorted({run.model_name for run in runs if run.model_name})
+    if len(models) > 1:
+        listed = "; ".join(
+            f"{run.name} (run {run.id}, model {run.model_name or '?'})" for run in runs
+        )
+        raise click.UsageError(
+            f"The catalog {catalog.location} holds runs of {len(models)} models "
+            f"({', '.join(models)}); say which run to resume with --run RUN. Runs: {listed}."
+        )
+
+
 @cli.command("reindex")
 @click.option("--run", "run", metavar="RUN", help="Only this run (default: every run).")
 @click.pass_context
@@ -154,6 +221,8 @@ def reindex_command(ctx: click.Context, run: str | None) -> None:
     Earlier reindex results are replaced; live and imported workflow
     snapshots are kept (see their 'source' in 'muscle-catalog workflows').
     """
+    from catalog.replay import reindex_run
+
     catalog = get_options(ctx).open(ctx, create=False)
     runs = [catalog.run(run)] if run is not None else list(catalog.runs())
     notes: set[str] = set()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog.db.floats import split_float
-from catalog.records import NewSnapshot
-from catalog.snapshot import Snapshot
+
+if TYPE_CHECKING:  # catalog.snapshot imports numpy and ymmsl, which reading never needs
+    from catalog.records import NewSnapshot
+    from catalog.snapshot import Snapshot
 
 #: The table of snapshot rows.
 SNAPSHOTS = "snapshots"

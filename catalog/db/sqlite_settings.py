@@ -137,27 +137,58 @@ def apply_busy_timeout(dbapi_connection: Any, seconds: float = SQLITE_BUSY_TIMEO
     dbapi_connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
 
-def apply_connection_pragmas(
-    dbapi_connection: Any, *, wal: bool, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+def apply_reader_pragmas(
+    dbapi_connection: Any, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
 ) -> None:
-    """Set up a ``sqlite3`` connection as every catalog connection must be.
+    """Set up a ``sqlite3`` connection that may only read: busy timeout and foreign keys.
 
-    Busy timeout, foreign keys enforced, and the journal: a write-ahead log
-    with ``synchronous=NORMAL``, or on a network filesystem (``wal=False``)
-    ``journal_mode=DELETE`` with ``synchronous=FULL``. Switching the journal
-    mode rewrites the file's header, so callers that must not change a file
-    (one at a revision they will refuse) check it before calling this.
+    Neither writes a byte. The journal mode is left as the file has it:
+    switching it rewrites the file's header, which a command that only reads
+    (or a file that is not a catalog, about to be refused) must never see.
 
     Args:
-        dbapi_connection: The ``sqlite3`` connection, outside any transaction.
-        wal: Use the write-ahead log.
-        busy_timeout_s: Seconds to wait for the write lock (see :func:`lock_timeout`).
+        dbapi_connection: The ``sqlite3`` connection.
+        busy_timeout_s: Seconds to wait for a lock (see :func:`lock_timeout`).
     """
     apply_busy_timeout(dbapi_connection, busy_timeout_s)
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def apply_journal_mode(dbapi_connection: Any, *, wal: bool) -> None:
+    """Set the journal for writing: WAL with ``synchronous=NORMAL``, else DELETE with FULL.
+
+    Called by writers only, before their first write transaction (outside
+    any transaction, as SQLite requires); the mode is stored in the file, so
+    it holds for every later connection too.
+
+    Args:
+        dbapi_connection: The ``sqlite3`` connection, outside any transaction.
+        wal: Use the write-ahead log (False on network filesystems).
+    """
     if wal:
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
     else:
         dbapi_connection.execute("PRAGMA journal_mode = DELETE")
         dbapi_connection.execute("PRAGMA synchronous = FULL")
+
+
+def apply_connection_pragmas(
+    dbapi_connection: Any, *, wal: bool, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> None:
+    """Set up a ``sqlite3`` connection that will write, as every catalog writer must be.
+
+    Busy timeout, foreign keys enforced, and the journal: a write-ahead log
+    with ``synchronous=NORMAL``, or on a network filesystem (``wal=False``)
+    ``journal_mode=DELETE`` with ``synchronous=FULL``. Switching the journal
+    mode rewrites the file's header, so callers that must not change a file
+    (one at a revision they will refuse, or one they only read) check it
+    first, or use :func:`apply_reader_pragmas`.
+
+    Args:
+        dbapi_connection: The ``sqlite3`` connection, outside any transaction.
+        wal: Use the write-ahead log.
+        busy_timeout_s: Seconds to wait for the write lock (see :func:`lock_timeout`).
+    """
+    apply_reader_pragmas(dbapi_connection, busy_timeout_s)
+    apply_journal_mode(dbapi_connection, wal=wal)

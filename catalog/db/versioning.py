@@ -8,8 +8,10 @@ Opening a catalog never changes an existing one behind the user's back:
 * a catalog at a revision this code does not know was written by a newer
   release and is refused untouched.
 
-The check and the creation happen in one write transaction (``BEGIN
-IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so that the many
+The check is a read-only transaction, so that opening a catalog (every
+command, every save) neither waits for writers nor writes a byte; creating
+the schema happens in one write transaction (``BEGIN IMMEDIATE`` on SQLite,
+an advisory lock on PostgreSQL) that checks again, so that the many
 instances of a run that open a fresh catalog at the same moment create it
 exactly once.
 
@@ -33,13 +35,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from catalog.db.engine import create_catalog_engine
+from catalog.db.engine import READ_ONLY, create_catalog_engine
 from catalog.db.revision import empty_version_table_error, several_revisions_error
 from catalog.db.schema import SCHEMA_REVISION, VERSION_TABLE
+from catalog.db.sqlite_file import CATALOG_TABLES
 from catalog.errors import (
     CatalogError,
     CatalogTooNewError,
     CatalogTooOldError,
+    NotACatalogError,
     SchemaVersionError,
 )
 from catalog.location import display_location, sqlite_file, to_url
@@ -236,6 +240,13 @@ def migration_transaction(engine: Engine, *, location: str = "") -> Iterator[Con
 def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None:
     """Make sure the catalog is at the head revision, creating it if it is empty.
 
+    The revision is first read in a read-only transaction, which neither
+    locks out writers nor writes a byte: opening an up-to-date catalog (every
+    command, every save) or refusing one stays that cheap and harmless. Only
+    an empty database that is to be created gets the locked write
+    transaction, in which the check is repeated (another process may have
+    created the schema meanwhile).
+
     Args:
         engine: The catalog's engine.
         location: How to name the catalog in messages (path or URL without password).
@@ -245,67 +256,70 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
     Raises:
         CatalogTooOldError: The catalog needs ``muscle-catalog upgrade``.
         CatalogTooNewError: The catalog was written by a newer release.
-        SchemaVersionError: The database has tables but is not a catalog.
+        NotACatalogError: The database holds catalog tables without a
+            revision, a SQLite file holds other tables, or the database is
+            empty and ``create`` is False.
     """
     head = head_revision()
-    db_file = sqlite_file(engine.url)
-    if db_file is not None:
-        # Refuse an old or newer SQLite file before the engine connects: its
-        # connection setup switches the journal mode, which rewrites the header.
-        revision = _sqlite_revision_read_only(db_file, location)
-        if revision is not None and revision != head:
-            _raise_for_revision(revision, head, location)
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
+        revision = current_revision(connection, location)
+        tables = set(inspect(connection).get_table_names()) if revision is None else set()
+        connection.rollback()
+    if revision == head:
+        return
+    if revision is not None:
+        _raise_for_revision(revision, head, location)
+    if VERSION_TABLE in tables and tables & CATALOG_TABLES:
+        raise empty_version_table_error(location)
+    check_can_create(tables, location, sqlite=engine.dialect.name == "sqlite", create=create)
     with engine.begin() as connection:
         _lock_schema(connection)
         revision = current_revision(connection, location)
         if revision == head:
             return
         if revision is None:
-            tables = inspect(connection).get_table_names()
-            if "snapshots" in tables and VERSION_TABLE in tables:
-                raise empty_version_table_error(location)
-            if "snapshots" in tables:
-                raise SchemaVersionError(
-                    f"{location} has a 'snapshots' table but no {VERSION_TABLE} table, so it "
-                    "is not a snapshot catalog (or it was damaged). Use another file or database."
-                )
-            if not create:
-                raise SchemaVersionError(
-                    f"{location} is not a snapshot catalog yet. Create it with "
-                    f"`muscle-catalog --catalog {location} upgrade`, or import a run into it."
-                )
             _upgrade_on(connection)
             return
         _raise_for_revision(revision, head, location)
 
 
-def _sqlite_revision_read_only(db_file: Path, location: str) -> str | None:
-    """The revision a SQLite catalog file records, read without writing a byte.
+def check_can_create(tables: set[str], location: str, *, sqlite: bool, create: bool) -> None:
+    """Refuse to create a catalog in a database holding no catalog revision, unless it may be.
 
-    Returns:
-        The revision, or None when there is none to read (no file yet, no
-        version table, not readable this way); the caller's full check in a
-        write transaction then decides.
+    A PostgreSQL database may hold other applications' tables (our version
+    table has a name of its own); a SQLite file is one database, so one with
+    other tables is someone else's file and stays untouched.
+
+    Args:
+        tables: The database's tables.
+        location: How to name the catalog in messages.
+        sqlite: Whether it is a SQLite file.
+        create: Whether creating was asked for.
 
     Raises:
-        VersionTableError: The version table holds several revisions: refused
-            here, before the engine's connection set-up rewrites the header.
+        NotACatalogError: It holds catalog tables without a revision, a
+            SQLite file holds other tables, or ``create`` is False.
     """
-    if not db_file.is_file():
-        return None
-    try:
-        connection = sqlite3.connect(f"{db_file.absolute().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        rows = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
-    except sqlite3.Error:
-        return None
-    finally:
-        connection.close()
-    if len(rows) > 1:
-        raise several_revisions_error([row[0] for row in rows], location)
-    return str(rows[0][0]) if rows else None
+    ours = tables & CATALOG_TABLES
+    if ours:
+        raise NotACatalogError(
+            f"{location} has catalog tables ({', '.join(sorted(ours))}) but no {VERSION_TABLE} "
+            "table, so it is not a snapshot catalog (or it was damaged); it was not touched. "
+            "Use another file or database."
+        )
+    if sqlite and tables:
+        shown = sorted(tables)
+        listed = ", ".join(shown[:5]) + (", ..." if len(shown) > 5 else "")
+        raise NotACatalogError(
+            f"{location} is not a snapshot catalog: it is a SQLite database holding other "
+            f"tables ({listed}); it was not touched. Choose another --catalog file."
+        )
+    if not create:
+        raise NotACatalogError(
+            f"{location} is not a snapshot catalog yet (it is empty). Create it with "
+            f"`muscle-catalog --catalog {location} init`, or import a run into it."
+        )
 
 
 def _raise_for_revision(revision: str, head: str, location: str) -> None:
@@ -361,13 +375,18 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
 
     Raises:
         CatalogTooNewError: The catalog was written by a newer release.
+        NotACatalogError: A SQLite file holds other tables.
     """
     head = head_revision()
     with engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
         before = current_revision(connection, location)
+        tables = set(inspect(connection).get_table_names()) if before is None else set()
         connection.rollback()
     if before == head:
         return before, head, None
+    if before is None:
+        check_can_create(tables, location, sqlite=engine.dialect.name == "sqlite", create=True)
     if before is not None and before not in known_revisions():
         _raise_for_revision(before, head, location)
     db_file = sqlite_file(engine.url)

@@ -111,7 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         campaign = Path(scratch)
         db_file = campaign / "snapshot_catalog.sqlite"
-        with open_catalog(db_file) as cat:
+        with open_catalog(db_file, create=True) as cat:
             for source in IMPORTED:
                 shutil.copytree(RUNS / source, campaign / Path(source).name)
                 import_run_directory(cat, campaign / Path(source).name)
