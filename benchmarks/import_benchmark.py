@@ -153,7 +153,7 @@ def resume_text(resume: dict[str, Path], step: int) -> str:
 
 def time_import(run_dir: Path, work: Path, round_: int) -> float:
     """Seconds :func:`import_run_directory` takes into a fresh catalog."""
-    with open_catalog(work / f"import-{round_}.sqlite") as catalog:
+    with open_catalog(work / f"import-{round_}.sqlite", create=True) as catalog:
         start = time.perf_counter()
         report = import_run_directory(catalog, run_dir)
         elapsed = time.perf_counter() - start
@@ -167,7 +167,7 @@ def time_import(run_dir: Path, work: Path, round_: int) -> float:
 def time_floor(run_dir: Path, work: Path, round_: int) -> float:
     """Seconds the floor takes: list, read once, hash, decode, executemany in one transaction."""
     db_file = work / f"floor-{round_}.sqlite"
-    with open_catalog(db_file) as catalog:
+    with open_catalog(db_file, create=True) as catalog:
         run_id = catalog.ensure_run(run_dir).id
     connection = sqlite3.connect(db_file, isolation_level=None)
     apply_connection_pragmas(connection, wal=True)

@@ -294,7 +294,7 @@ class RawSqliteSide:
         run_dir = work / "raw-capture"
         db_file = run_dir / "snapshot_catalog.sqlite"
         run_dir.mkdir(parents=True)
-        open_catalog(db_file).close()
+        open_catalog(db_file, create=True).close()
         _RecordingConnection.log, _RecordingConnection.snapshot_ids = [], []
         try:
             with _recording_sqlite3():
@@ -461,7 +461,7 @@ class BarePsycopgSide:
 def prefill(catalog_location: str, rows: int) -> None:
     """Record ``rows`` plausible snapshots of another run through the public bulk API."""
     snapshot = Snapshot(["simulation_time >= 1"], 1.0, dict(COUNTS), False, Message(1.0, 2.0))
-    with open_catalog(catalog_location) as catalog:
+    with open_catalog(catalog_location, create=True) as catalog:
         run = catalog.ensure_run(Path("/prefill/run"))
         items = (
             NewSnapshot(
@@ -594,7 +594,7 @@ def main() -> None:
                 run_dir = work / f"ours-{tag}-{kind}"
                 run_dir.mkdir()
                 db = run_dir / "snapshot_catalog.sqlite"
-                open_catalog(db).close()
+                open_catalog(db, create=True).close()
                 if kind == "prefilled":
                     prefill(str(db), args.prefill)
                 ours[label] = OursSide(run_dir, str(db), data)

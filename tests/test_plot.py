@@ -311,7 +311,7 @@ def test_the_command_line_starts_without_matplotlib() -> None:
 def test_in_ipython_the_figure_displays_and_the_backend_stays_as_chosen(tmp_path: Path) -> None:
     """A standalone figure gets IPython's PNG formatter; pyplot and the backend are untouched."""
     url = str(tmp_path / "c.sqlite")
-    with open_catalog(url) as catalog:
+    with open_catalog(url, create=True) as catalog:
         import_run_directory(catalog, V10 / "mm_stateless")
     code = (
         "import base64, sys, matplotlib\n"

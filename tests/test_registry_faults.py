@@ -67,7 +67,7 @@ def outcome(catalog: Catalog, run_id: int, run_dir: Path) -> Outcome:
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """The fault-free run of the stream."""
     run_dir = tmp_path_factory.mktemp("clean")
-    with open_catalog(run_dir / "cat.sqlite") as catalog:
+    with open_catalog(run_dir / "cat.sqlite", create=True) as catalog:
         registry = registry_for(catalog, run_dir)
         feed(registry, STREAM.submissions)
         registry.shutdown()
@@ -262,7 +262,7 @@ def holding_lock(catalog_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
             return release
 
-        yield (lambda: open_catalog(catalog_url)), hold_sqlite
+        yield (lambda: open_catalog(catalog_url, create=True)), hold_sqlite
         return
     url = make_url(catalog_url).update_query_dict({"application_name": APP_NAME})
     engine = create_engine(url)
@@ -270,7 +270,7 @@ def holding_lock(catalog_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     def open_with_lock_timeout() -> Catalog:
         # Set after opening: the schema check waits for a server-wide advisory lock
         # other tests may hold, which a short lock_timeout would turn into a failure.
-        opened = open_catalog(url.render_as_string(hide_password=False))
+        opened = open_catalog(url.render_as_string(hide_password=False), create=True)
 
         @event.listens_for(opened.engine, "connect")
         def _short_lock_timeout(dbapi_connection: Any, _record: Any) -> None:

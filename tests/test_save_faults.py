@@ -130,7 +130,7 @@ def test_a_full_disk_fails_the_save_and_records_nothing(small_fs: Path, tmp_path
     snapshots = small_fs / "run" / "instances" / "macro" / "snapshots"
     snapshots.mkdir(parents=True)
     _fill(small_fs)
-    with open_catalog(tmp_path / "cat.sqlite") as cat:
+    with open_catalog(tmp_path / "cat.sqlite", create=True) as cat:
         manager = MagicMock()
         saver = SnapshotManager("macro", manager, make_communicator({"o_i": [1]}), cat)
         saver.prepare_resume(None, snapshots)
@@ -257,7 +257,7 @@ def _import_later(catalog: str, run_dir: Path, pack: Path) -> None:
     """The command the message names records the file."""
     result = CliRunner().invoke(cli, ["import", "--catalog", catalog, str(run_dir)])
     assert result.exit_code == 0, result.output
-    with open_catalog(catalog) as cat:
+    with open_catalog(catalog, create=True) as cat:
         assert [r.path for r in cat.snapshots()] == [pack]
 
 
@@ -292,7 +292,7 @@ def test_a_locked_catalog_warns_keeps_the_file_and_a_later_import_records_it(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    open_catalog(catalog_url).close()
+    open_catalog(catalog_url, create=True).close()
     monkeypatch.setenv("MUSCLE_CATALOG_LOCK_TIMEOUT", "0.2")
     monkeypatch.delenv("MUSCLE_CATALOG_ON_ERROR", raising=False)
     run_dir, snapshots = _run_dir(tmp_path)
@@ -316,7 +316,7 @@ def test_a_locked_catalog_warns_keeps_the_file_and_a_later_import_records_it(
 def test_a_locked_catalog_raises_when_asked_to_after_the_file_is_safe(
     catalog_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    open_catalog(catalog_url).close()
+    open_catalog(catalog_url, create=True).close()
     monkeypatch.setenv("MUSCLE_CATALOG_LOCK_TIMEOUT", "0.2")
     monkeypatch.setenv("MUSCLE_CATALOG_ON_ERROR", "raise")
     run_dir, snapshots = _run_dir(tmp_path)
@@ -358,7 +358,7 @@ def test_a_full_disk_under_the_catalog_is_named_and_the_file_kept(
 ) -> None:
     monkeypatch.delenv("MUSCLE_CATALOG_ON_ERROR", raising=False)
     catalog = str(catalog_fs / "cat.sqlite")
-    open_catalog(catalog).close()
+    open_catalog(catalog, create=True).close()
     run_dir, snapshots = _run_dir(tmp_path)
     saver, _manager = _saver(catalog, snapshots)
     _fill(catalog_fs)
@@ -376,7 +376,7 @@ def test_a_catalog_on_a_read_only_filesystem_is_named(
 ) -> None:
     monkeypatch.setenv("MUSCLE_CATALOG_ON_ERROR", "raise")
     catalog = catalog_fs / "cat.sqlite"
-    open_catalog(catalog).close()
+    open_catalog(catalog, create=True).close()
     _remount_read_only(catalog_fs)
     _run_dir_path, snapshots = _run_dir(tmp_path)
     saver, _manager = _saver(str(catalog), snapshots)
@@ -404,7 +404,7 @@ def test_a_corrupt_catalog_is_named_and_the_file_kept(
 
 
 def _add_second_revision(catalog_url: str) -> None:
-    open_catalog(catalog_url).close()
+    open_catalog(catalog_url, create=True).close()
     engine = create_engine(to_url(catalog_url))
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0001')"))

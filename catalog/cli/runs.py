@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ def _print_report(report: ImportReport, names: Mapping[int, str]) -> None:
 def runs_command(ctx: click.Context, as_json: bool) -> None:
     """List the runs of the campaign: status, counts, and which run each resumed from."""
     from catalog.cli.output import echo_json, listing_table, stdout
+    from catalog.maintenance.retention import format_bytes
 
     options = get_options(ctx)
     runs, location = _runs_without_sqlalchemy(options)
@@ -62,26 +64,35 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
         return
     from rich.text import Text
 
+    console = stdout()
+    # Narrow terminals drop the model and end time (``--json`` has every field).
+    wide = console.width >= 110
+    columns = ["id", "name", "model", "status", "started", "finished", "sim. time"]
+    columns += ["snaps", "wfs", "size", "resumed from"]
+    if not wide:
+        columns = [c for c in columns if c not in ("model", "finished")]
     table = listing_table(
-        f"Runs in {location}",
-        ("id", "name", "model", "status", "snapshots", "workflows", "resumed from", "run dir"),
-        fixed=("id", "status", "snapshots", "workflows"),
+        f"Runs in {location}", tuple(columns), fixed=("id", "status", "snaps", "wfs", "size")
     )
     for run in runs:
         origin = names.get(run.resumed_from_run_id or -1, "")
         if origin and run.resumed_from_workflow_snapshot_id is not None:
             origin += f" (workflow {run.resumed_from_workflow_snapshot_id})"
-        table.add_row(
-            str(run.id),
-            Text(run.name),
-            Text(run.model_name or ""),
-            run.status,
-            str(run.num_snapshots),
-            str(run.num_workflow_snapshots),
-            Text(origin),
-            Text(str(run.run_dir)),
-        )
-    stdout().print(table)
+        cells = {
+            "id": str(run.id),
+            "name": Text(run.name),
+            "model": Text(run.model_name or ""),
+            "status": run.status,
+            "started": _when(run.created_at),
+            "finished": _when(run.finished_at),
+            "sim. time": _span(run.first_timestamp, run.last_timestamp),
+            "snaps": str(run.num_snapshots),
+            "wfs": str(run.num_workflow_snapshots),
+            "size": format_bytes(run.size_bytes),
+            "resumed from": Text(origin),
+        }
+        table.add_row(*(cells[c] for c in columns))
+    console.print(table)
 
 
 def _runs_without_sqlalchemy(options: Options) -> tuple[RecordList[RunRecord] | None, str]:
@@ -122,7 +133,22 @@ def _run_json(run: RunRecord, names: Mapping[int, str]) -> dict[str, Any]:
         "resumed_from_workflow_snapshot": run.resumed_from_workflow_snapshot_id,
         "num_snapshots": run.num_snapshots,
         "num_workflow_snapshots": run.num_workflow_snapshots,
+        "first_timestamp": json_float(run.first_timestamp),
+        "last_timestamp": json_float(run.last_timestamp),
+        "size_bytes": run.size_bytes,
     }
+
+
+def _when(moment: dt.datetime | None) -> str:
+    """A time for a table cell: UTC month, day and minute (``--json`` has the full ISO time)."""
+    return "" if moment is None else moment.astimezone(dt.UTC).strftime("%m-%d %H:%M")
+
+
+def _span(first: float | None, last: float | None) -> str:
+    """A run's simulation-time span for a table cell."""
+    if first is None or last is None:
+        return ""
+    return f"{first:.4g}..{last:.4g}"
 
 
 @cli.command("lineage")

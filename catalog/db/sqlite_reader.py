@@ -36,7 +36,10 @@ _RUNS = """
 SELECT r.id, r.name, r.run_dir, r.model_name, r.source, r.created_at, r.finished_at,
        r.resumed_from_run_id, r.status, r.resumed_from_workflow_snapshot_id,
        (SELECT count(*) FROM snapshots AS s WHERE s.run_id = r.id),
-       (SELECT count(*) FROM workflow_snapshots AS w WHERE w.run_id = r.id)
+       (SELECT count(*) FROM workflow_snapshots AS w WHERE w.run_id = r.id),
+       (SELECT min(s.timestamp) FROM snapshots AS s WHERE s.run_id = r.id),
+       (SELECT max(s.timestamp) FROM snapshots AS s WHERE s.run_id = r.id),
+       (SELECT sum(s.size_bytes) FROM snapshots AS s WHERE s.run_id = r.id)
 FROM runs AS r ORDER BY r.id
 """
 
@@ -83,6 +86,9 @@ def sqlite_runs(db_file: Path) -> RecordList[RunRecord] | None:
             status=RunStatus(row[8]),
             resumed_from_workflow_snapshot_id=row[9],
             num_workflow_snapshots=int(row[11]),
+            first_timestamp=None if row[12] is None else float(row[12]),
+            last_timestamp=None if row[13] is None else float(row[13]),
+            size_bytes=int(row[14] or 0),
         )
         for row in rows
     )
