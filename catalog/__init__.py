@@ -42,7 +42,9 @@ if TYPE_CHECKING:
         ResumeSelectionError,
         RunDirectoryError,
         SchemaVersionError,
+        SnapshotChangedError,
         SnapshotFileError,
+        SnapshotTooLargeError,
         SnapshotWriteError,
     )
     from catalog.instance import SnapshotManager
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from catalog.resume import ResumeFile, resume_file_for, select_workflow_snapshot
     from catalog.run_import import ImportReport, import_run_directories, import_run_directory
     from catalog.snapshot import Snapshot, SnapshotMetadata
+    from catalog.snapshot_data import load_snapshot
     from catalog.topology import TopologyError
 
 #: Where each public name lives. Names are imported on first use (PEP 562), so
@@ -87,6 +90,7 @@ _LAZY = {
     "import_run_directories": "catalog.run_import",
     "import_run_directory": "catalog.run_import",
     "ImportReport": "catalog.run_import",
+    "load_snapshot": "catalog.snapshot_data",
     "InvalidInstanceError": "catalog.errors",
     "Message": "catalog.message",
     "Milestone": "catalog.message",
@@ -105,7 +109,9 @@ _LAZY = {
     "SchemaVersionError": "catalog.errors",
     "select_workflow_snapshot": "catalog.resume",
     "Snapshot": "catalog.snapshot",
+    "SnapshotChangedError": "catalog.errors",
     "SnapshotFileError": "catalog.errors",
+    "SnapshotTooLargeError": "catalog.errors",
     "SnapshotManager": "catalog.instance",
     "SnapshotMetadata": "catalog.snapshot",
     "SnapshotRecord": "catalog.records",
@@ -159,12 +165,14 @@ __all__ = [
     "RunStatus",
     "SchemaVersionError",
     "Snapshot",
+    "SnapshotChangedError",
     "SnapshotFileError",
     "SnapshotManager",
     "SnapshotMetadata",
     "SnapshotRecord",
     "SnapshotRegistry",
     "SnapshotStatus",
+    "SnapshotTooLargeError",
     "SnapshotWriteError",
     "Source",
     "TopologyError",
@@ -174,6 +182,7 @@ __all__ = [
     "gc",
     "import_run_directories",
     "import_run_directory",
+    "load_snapshot",
     "open_catalog",
     "reindex_run",
     "relocate",
