@@ -447,8 +447,10 @@ def read_pack_file(item: PackFile, limit: int | None = None) -> PackReading:
         try:
             found = load_pack(item.path)
         except SnapshotTooLargeError as exc:
-            found = load_pack_metadata(item.path)
             problem = f"{exc} It was recorded from its metadata alone."
+        if problem is not None:
+            # Outside the handler: the traceback would keep the file's bytes alive.
+            found = load_pack_metadata(item.path)
     new = NewSnapshot(
         instance=item.instance,
         path=item.path,
