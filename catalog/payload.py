@@ -272,6 +272,9 @@ def _grid_ext(array: np.ndarray[Any, Any], indexes: list[str] | None) -> msgpack
 #: buffer into their arrays; larger ones go to msgpack's C decoder, which is far
 #: faster on long lists of numbers (a grid inside one costs one more copy).
 _WALK_LIMIT = 1024
+#: Data smaller than this is decoded by msgpack in one call (walking it here
+#: would only be slower); the in-place decoding is for large data.
+_IN_PLACE_MIN = 1 << 16
 
 _Buffer = bytes | bytearray | memoryview | mmap.mmap
 
@@ -329,6 +332,10 @@ def decode_snapshot(
             source,
             "corrupt snapshot data: the file is truncated (incomplete msgpack data) "
             f"(format version {version})",
+        ) from None
+    except msgpack.ExtraData:
+        raise SnapshotFileError(
+            source, f"unexpected bytes after the snapshot data (format version {version})"
         ) from None
     except (spans.InvalidByteError, ValueError, msgpack.UnpackException) as exc:
         problem = str(exc) or type(exc).__name__
@@ -398,10 +405,18 @@ def _kind_name(view: memoryview, start: int, end: int) -> str:
 
 
 def _decode_body(view: memoryview, version: int, types: PayloadTypes, with_data: bool) -> Snapshot:
-    """Decode the map after the version byte; the versions differ in where the counts are."""
-    top = _SpanMap(view, 1, len(view), "the snapshot")
-    if top.end != len(view):
-        raise _CorruptError("unexpected bytes after the snapshot data")
+    """Decode the map after the version byte; the versions differ in where the counts are.
+
+    A small file is decoded by msgpack in one call, which is fastest and
+    whose copies cost nothing; a large one in place, value by value.
+    """
+    top: Mapping[Any, Any]
+    if len(view) < _IN_PLACE_MIN:
+        top = _expect_map(_unpack(view[1:]), "the snapshot")
+    else:
+        top = _SpanMap(view, 1, len(view), "the snapshot")
+        if top.end != len(view):
+            raise _CorruptError("unexpected bytes after the snapshot data")
     counts_in: Mapping[Any, Any] = top
     state = None
     if version == FORMAT_V2:
@@ -487,30 +502,43 @@ def _settings(value: Any, what: str) -> Settings:
 
 def _message(
     view: memoryview,
-    top: _SpanMap,
+    top: Mapping[Any, Any],
     ext_hook: Callable[[int, bytes], Any],
     types: PayloadTypes,
     with_data: bool,
 ) -> Message | None:
-    start, end = top.span("message")
-    found = spans.head(view, start, end)
-    if found.kind != spans.BIN:
-        raise _CorruptError(
-            f"the field 'message' should be binary but is {_kind_name(view, start, end)}"
-        )
-    if found.count == 0:
-        return None  # an implicit snapshot: no state, only counts
-    mpp = _SpanMap(view, found.body, found.payload_end, "the message", ext_hook)
-    if mpp.end != found.payload_end:
-        raise _CorruptError("unexpected bytes after the message")
+    mpp: Mapping[Any, Any]
+    if isinstance(top, _SpanMap):
+        start, end = top.span("message")
+        found = spans.head(view, start, end)
+        if found.kind != spans.BIN:
+            raise _CorruptError(
+                f"the field 'message' should be binary but is {_kind_name(view, start, end)}"
+            )
+        if found.length == 0:
+            return None  # an implicit snapshot: no state, only counts
+        mpp = _SpanMap(view, found.body, found.payload_end, "the message", ext_hook)
+        if mpp.end != found.payload_end:
+            raise _CorruptError("unexpected bytes after the message")
+        data_start, data_end = mpp.span("data")
+        data = _data(view, data_start, data_end, ext_hook, types) if with_data else None
+    else:
+        encoded = _field(top, "message")
+        if not isinstance(encoded, bytes):
+            raise _CorruptError(
+                f"the field 'message' should be binary but is {type(encoded).__name__}"
+            )
+        if encoded == b"":
+            return None
+        mpp = _expect_map(_unpack(encoded, ext_hook), "the message")
+        data = _field(mpp, "data") if with_data else None
     settings = _field(mpp, "settings_overlay")
     if not isinstance(settings, Settings):
         raise _CorruptError("the message's settings_overlay is not a Settings ext type")
-    data_start, data_end = mpp.span("data")
     return Message(
         timestamp=_number(mpp, "timestamp"),
         next_timestamp=_optional_number(mpp, "next_timestamp"),
-        data=_data(view, data_start, data_end, ext_hook, types) if with_data else None,
+        data=data,
         settings=settings,
     )
 
@@ -523,18 +551,20 @@ def _data(
     types: PayloadTypes,
 ) -> Any:
     """Decode message data in place: grids, and grids in small maps and lists, from ``view``."""
+    if end - start < _IN_PLACE_MIN:
+        return _unpack(view[start:end], ext_hook)  # copies of small values cost nothing
     found = spans.head(view, start, end)
     if found.kind == spans.EXT and found.ext_code in _GRID_DTYPE_BY_EXT:
         dtype = _GRID_DTYPE_BY_EXT[found.ext_code]
         return _decode_grid(dtype, view[found.body : found.payload_end], types)
-    if found.kind == spans.MAP and found.count <= _WALK_LIMIT:
+    if found.kind == spans.MAP and found.length <= _WALK_LIMIT:
         return {
             _unpack(view[key_start:value_start], ext_hook): _data(
                 view, value_start, value_end, ext_hook, types
             )
             for key_start, value_start, value_end in spans.entries(view, found, end)
         }
-    if found.kind == spans.ARRAY and found.count <= _WALK_LIMIT:
+    if found.kind == spans.ARRAY and found.length <= _WALK_LIMIT:
         starts = spans.items(view, found, end)
         return [_data(view, a, b, ext_hook, types) for a, b in itertools.pairwise(starts)]
     return _unpack(view[start:end], ext_hook)
@@ -560,9 +590,21 @@ def _ext_hook(version: int, types: PayloadTypes, code: int, payload: bytes) -> A
 
 def _decode_grid(dtype: str, payload: memoryview, types: PayloadTypes) -> Any:
     """A grid from its ext payload, its data copied once: from ``payload`` into the array."""
-    grid = _SpanMap(payload, 0, len(payload), "a grid")
-    if grid.end != len(payload):
-        raise _CorruptError("unexpected bytes after a grid")
+    grid: Mapping[Any, Any]
+    if len(payload) < _IN_PLACE_MIN:
+        grid = _expect_map(_unpack(payload), "a grid")
+        raw = _field(grid, "data")
+        if not isinstance(raw, bytes):
+            raise _CorruptError("a grid's data is not binary")
+    else:
+        grid = _SpanMap(payload, 0, len(payload), "a grid")
+        if grid.end != len(payload):
+            raise _CorruptError("unexpected bytes after a grid")
+        start, end = grid.span("data")
+        found = spans.head(payload, start, end)
+        if found.kind != spans.BIN:
+            raise _CorruptError("a grid's data is not binary")
+        raw = payload[found.body : found.payload_end]
     if _field(grid, "type") != dtype:
         raise _CorruptError(f"a grid's type {grid['type']!r} does not match its ext type ({dtype})")
     shape = _field(grid, "shape")
@@ -573,14 +615,10 @@ def _decode_grid(dtype: str, payload: memoryview, types: PayloadTypes) -> Any:
     order = _field(grid, "order")
     if order not in (_ORDER_F, _ORDER_C):
         raise _CorruptError(f"a grid's order {order!r} is neither 'fa' nor 'la'")
-    start, end = grid.span("data")
-    found = spans.head(payload, start, end)
-    if found.kind != spans.BIN:
-        raise _CorruptError("a grid's data is not binary")
     expected = math.prod(shape) * np.dtype(dtype).itemsize
-    if found.count != expected:
+    if len(raw) != expected:
         raise _CorruptError(
-            f"a {dtype} grid of shape {tuple(shape)} needs {expected} bytes but has {found.count}"
+            f"a {dtype} grid of shape {tuple(shape)} needs {expected} bytes but has {len(raw)}"
         )
     indexes = _field(grid, "indexes")
     if indexes == []:
@@ -591,7 +629,7 @@ def _decode_grid(dtype: str, payload: memoryview, types: PayloadTypes) -> Any:
         or not all(isinstance(name, str) for name in indexes)
     ):
         raise _CorruptError(f"a grid's indexes {indexes!r} do not name its {len(shape)} dimensions")
-    in_file = np.frombuffer(payload[found.body : found.payload_end], dtype=np.dtype(dtype))
+    in_file = np.frombuffer(raw, dtype=np.dtype(dtype))
     in_file = in_file.reshape(tuple(shape), order="F" if order == _ORDER_F else "C")
     # libmuscle returns a read-only view on the file's bytes; a writable copy
     # (same memory order, aligned, not keeping the file's buffer alive) is

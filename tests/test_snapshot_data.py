@@ -29,6 +29,7 @@ from catalog import (
     SnapshotTooLargeError,
     load_snapshot,
     open_catalog,
+    payload,
 )
 from catalog.cli import cli
 from catalog.instance import SnapshotManager
@@ -538,3 +539,27 @@ def test_too_large_is_a_snapshot_file_error() -> None:
     # decode_snapshot reads bytes, bytearrays and memoryviews alike
     data = (FORMATS / "v1/grid_f32.pack").read_bytes()
     assert decode_snapshot(bytearray(data), "x") == decode_snapshot(memoryview(data), "x")
+
+
+def every_pack_fixture() -> list[Path]:
+    return sorted([*FORMATS.rglob("*.pack"), *RUNS.rglob("*.pack")])
+
+
+def outcome(pack: Path) -> Any:
+    try:
+        return decode_snapshot(pack.read_bytes(), pack)
+    except SnapshotFileError as exc:
+        return str(exc)
+
+
+def test_in_place_decoding_gives_what_one_msgpack_call_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small files are decoded by msgpack in one call, large ones in place: both must agree."""
+    packs = every_pack_fixture()
+    assert len(packs) > 250
+    expected = [outcome(pack) for pack in packs]
+    monkeypatch.setattr(payload, "_IN_PLACE_MIN", 0)  # every file and value in place
+
+    for pack, wanted in zip(packs, expected, strict=True):
+        assert outcome(pack) == wanted, pack
