@@ -9,7 +9,8 @@ The public API, for simulation code, the manager and notebooks alike::
 
 The data flow, one module per step:
 
-* a payload file: ``payload`` (the .pack bytes) -> ``store`` (durable files);
+* a payload file: ``payload`` (the .pack bytes, with ``msgpack_spans`` for large
+  ones) -> ``store`` (durable files) -> ``snapshot_data`` (a record's data, read back);
 * a catalog record: ``catalog`` (the Catalog facade over ``db/``), written by
   ``instance`` (the instance side's SnapshotManager), ``run_import`` (existing
   run directories) and ``registry``;

@@ -292,10 +292,13 @@ def decode_snapshot(
 ) -> Snapshot:
     """Decode the bytes of a version 1 or version 2 ``.pack`` file.
 
-    The bytes are read in place: a grid's data is copied once, from ``data``
-    into its array, so decoding needs about twice the file's size in memory
-    (the file and its arrays), not the four copies that decoding each nested
-    level with msgpack would make.
+    A large file (64 KiB or more) is read in place, with the value headers
+    located by :mod:`catalog.msgpack_spans`: a grid's data is copied once,
+    from ``data`` into its array, so decoding needs about twice the file's
+    size in memory (the file and its arrays), not the five copies that
+    decoding each nested level with msgpack would make. A small file is
+    decoded by msgpack in one call, which is faster and whose copies cost
+    nothing; both ways give the same result and the same errors.
 
     Args:
         data: The whole file (bytes, or a bytearray/memoryview/mmap of it).
