@@ -90,9 +90,10 @@ def show_command(ctx: click.Context, snapshot: str, show_data: bool, as_json: bo
     the recorded sha256 is shown, with a warning.
 
     --json gives: id (null when not recorded), run, instance, path (absolute),
-    format_version, size, sha256, status, triggers, wallclock_time, timestamp,
-    next_timestamp (NaN as null), port_message_counts, is_final_snapshot,
-    is_implicit, settings_overlay, message_settings. With --data also "data":
+    format_version, size, sha256, status, recorded_sha256_matches, triggers,
+    wallclock_time, timestamp, next_timestamp (NaN as null),
+    port_message_counts, is_final_snapshot, is_implicit, settings_overlay,
+    message_settings. With --data also "data":
     numpy arrays as {dtype, shape, order, values} with nested-list values,
     grids as {"grid": {array, indexes}}, bytes as {"bytes_base64"}; what JSON
     cannot hold exactly (NaN and Infinity become null, non-text map keys their
