@@ -9,7 +9,8 @@ The public API, for simulation code, the manager and notebooks alike::
 
 The data flow, one module per step:
 
-* a payload file: ``payload`` (the .pack bytes) -> ``store`` (durable files);
+* a payload file: ``payload`` (the .pack bytes, with ``msgpack_spans`` for large
+  ones) -> ``store`` (durable files) -> ``snapshot_data`` (a record's data, read back);
 * a catalog record: ``catalog`` (the Catalog facade over ``db/``), written by
   ``instance`` (the instance side's SnapshotManager), ``run_import`` (existing
   run directories) and ``registry``;
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
         RunDirectoryError,
         SchemaVersionError,
         SettingError,
+        SnapshotChangedError,
         SnapshotFileError,
+        SnapshotTooLargeError,
         SnapshotWriteError,
         VersionTableError,
         YmmslLimitError,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
     from catalog.resume import ResumeFile, resume_file_for, select_workflow_snapshot
     from catalog.run_import import ImportReport, import_run_directories, import_run_directory
     from catalog.snapshot import Snapshot, SnapshotMetadata
+    from catalog.snapshot_data import load_snapshot
     from catalog.topology import TopologyError
 
 #: Where each public name lives. Names are imported on first use (PEP 562), so
@@ -97,6 +101,7 @@ _LAZY = {
     "import_run_directories": "catalog.run_import",
     "import_run_directory": "catalog.run_import",
     "ImportReport": "catalog.run_import",
+    "load_snapshot": "catalog.snapshot_data",
     "InvalidInstanceError": "catalog.errors",
     "NotACatalogError": "catalog.errors",
     "Message": "catalog.message",
@@ -119,7 +124,9 @@ _LAZY = {
     "YmmslLimitError": "catalog.errors",
     "select_workflow_snapshot": "catalog.resume",
     "Snapshot": "catalog.snapshot",
+    "SnapshotChangedError": "catalog.errors",
     "SnapshotFileError": "catalog.errors",
+    "SnapshotTooLargeError": "catalog.errors",
     "SnapshotManager": "catalog.instance",
     "SnapshotMetadata": "catalog.snapshot",
     "SnapshotRecord": "catalog.records",
@@ -178,12 +185,14 @@ __all__ = [
     "SchemaVersionError",
     "SettingError",
     "Snapshot",
+    "SnapshotChangedError",
     "SnapshotFileError",
     "SnapshotManager",
     "SnapshotMetadata",
     "SnapshotRecord",
     "SnapshotRegistry",
     "SnapshotStatus",
+    "SnapshotTooLargeError",
     "SnapshotWriteError",
     "Source",
     "TopologyError",
@@ -195,6 +204,7 @@ __all__ = [
     "gc",
     "import_run_directories",
     "import_run_directory",
+    "load_snapshot",
     "open_catalog",
     "reindex_run",
     "relocate",

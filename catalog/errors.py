@@ -122,3 +122,25 @@ class CatalogReadOnlyError(CatalogError):
 
 class DatabaseDriverError(CatalogError):
     """The catalog URL names a database backend that is not supported or whose driver is missing."""
+
+
+class SnapshotTooLargeError(SnapshotFileError):
+    """A ``.pack`` file is too large to read or decode in the memory available.
+
+    Attributes:
+        size_bytes: The file's size.
+    """
+
+    def __init__(self, path: object, size_bytes: int) -> None:
+        self.size_bytes = size_bytes
+        super().__init__(
+            path,
+            f"the file is {size_bytes} bytes ({size_bytes / 2**30:.2f} GiB) and there is not "
+            "enough memory to decode it (that needs about twice its size). Load it on a machine "
+            "with more memory, or free memory first; `muscle-catalog import` records such a file "
+            "from its metadata without decoding its data.",
+        )
+
+
+class SnapshotChangedError(SnapshotFileError):
+    """A recorded ``.pack`` file's bytes no longer match the sha256 the catalog recorded."""

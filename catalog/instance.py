@@ -44,7 +44,6 @@ snapshot directory) or above it, else a new one there.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -73,7 +72,7 @@ from catalog.run_dir import (
     run_dir_of,
 )
 from catalog.snapshot import FORMAT_V2, Snapshot, SnapshotMetadata
-from catalog.store import StoredFile, load_pack, read_pack_bytes, store_pack
+from catalog.store import StoredFile, load_pack, read_pack_buffer, store_pack
 
 if TYPE_CHECKING:
     from catalog.catalog import Catalog
@@ -176,9 +175,9 @@ class SnapshotManager:
         if resume_snapshot is None:
             return None
         path = Path(resume_snapshot)
-        data = read_pack_bytes(path)
+        data, digest = read_pack_buffer(path)
         snapshot = decode_snapshot(data, path, self._payload_types)
-        origin = self._verified_origin(path, hashlib.sha256(data).hexdigest())
+        origin = self._verified_origin(path, digest)
         if snapshot.message is not None:
             self._resume_from_snapshot = snapshot
             result = snapshot.message.timestamp
@@ -446,7 +445,7 @@ class SnapshotManager:
                 counts[port] = [count - 1 for count in counts[port]]
 
     def _store_and_submit(
-        self, snapshot: Snapshot, data: bytes, copied_from: int | None = None
+        self, snapshot: Snapshot, data: bytes | bytearray, copied_from: int | None = None
     ) -> None:
         stored = store_pack(self._snapshot_directory, self._instance, data, self._next_snapshot_num)
         self._next_snapshot_num = stored.next_number

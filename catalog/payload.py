@@ -20,8 +20,10 @@ bit, a field of the wrong type, an unknown version) ends in one error type,
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Mapping
+import mmap
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,7 +33,8 @@ import msgpack
 import numpy as np
 from ymmsl import Settings
 
-from catalog.errors import SnapshotFileError, SnapshotWriteError
+from catalog import msgpack_spans as spans
+from catalog.errors import SnapshotFileError, SnapshotTooLargeError, SnapshotWriteError
 from catalog.message import ClosePort, Grid, Message, Milestone
 from catalog.snapshot import FORMAT_V1, FORMAT_V2, Snapshot
 
@@ -264,42 +267,80 @@ def _grid_ext(array: np.ndarray[Any, Any], indexes: list[str] | None) -> msgpack
 
 # --------------------------------------------------------------------------- reading
 
+#: Maps and lists in message data with at most this many entries are walked
+#: here, so that the grids inside them are copied straight from the file's
+#: buffer into their arrays; larger ones go to msgpack's C decoder, which is far
+#: faster on long lists of numbers (a grid inside one costs one more copy).
+_WALK_LIMIT = 1024
+#: Data smaller than this is decoded by msgpack in one call (walking it here
+#: would only be slower); the in-place decoding is for large data.
+_IN_PLACE_MIN = 1 << 16
+
+_Buffer = bytes | bytearray | memoryview | mmap.mmap
+
 
 class _CorruptError(Exception):
     """Internal: a structural problem found while decoding, turned into SnapshotFileError."""
 
 
 def decode_snapshot(
-    data: bytes, source: _PathLike, types: PayloadTypes = CATALOG_TYPES
+    data: _Buffer,
+    source: _PathLike,
+    types: PayloadTypes = CATALOG_TYPES,
+    *,
+    with_data: bool = True,
 ) -> Snapshot:
     """Decode the bytes of a version 1 or version 2 ``.pack`` file.
 
+    A large file (64 KiB or more) is read in place, with the value headers
+    located by :mod:`catalog.msgpack_spans`: a grid's data is copied once,
+    from ``data`` into its array, so decoding needs about twice the file's
+    size in memory (the file and its arrays), not the five copies that
+    decoding each nested level with msgpack would make. A small file is
+    decoded by msgpack in one call, which is faster and whose copies cost
+    nothing; both ways give the same result and the same errors.
+
     Args:
-        data: The whole file.
+        data: The whole file (bytes, or a bytearray/memoryview/mmap of it).
         source: Where the bytes came from, named in errors.
         types: The classes to build grids and port markers of (see
             :class:`PayloadTypes`); this package's own by default.
+        with_data: False to skip the message's data: the snapshot's message
+            then has its timestamps and settings but ``data`` None. This
+            reads only the metadata (what a catalog records), at a cost that
+            does not grow with the size of the data, and does not check the
+            data for corruption.
 
     Returns:
         The snapshot. Bare numpy arrays come back as grids (``types.grid``),
-        as libmuscle returns them.
+        as libmuscle returns them; their arrays are writable and own their memory.
 
     Raises:
         SnapshotFileError: The bytes are not a valid snapshot: unknown version
             byte, truncated, corrupt, or with missing or mistyped fields.
+        SnapshotTooLargeError: There was not enough memory to decode it.
     """
-    version = _VERSION_BYTES.get(data[:1])
+    view = memoryview(data)
+    version = _VERSION_BYTES.get(bytes(view[:1]))
     if version is None:
-        raise SnapshotFileError(source, _UNKNOWN_VERSION.format(byte=data[:1]))
+        raise SnapshotFileError(source, _UNKNOWN_VERSION.format(byte=bytes(view[:1])))
     try:
-        return _decode_body(data[1:], version, types)
+        return _decode_body(view, version, types, with_data)
+    except MemoryError:
+        raise SnapshotTooLargeError(source, len(view)) from None
     except _CorruptError as exc:
         raise SnapshotFileError(source, f"{exc} (format version {version})") from None
+    except spans.TruncatedError:
+        raise SnapshotFileError(
+            source,
+            "corrupt snapshot data: the file is truncated (incomplete msgpack data) "
+            f"(format version {version})",
+        ) from None
     except msgpack.ExtraData:
         raise SnapshotFileError(
             source, f"unexpected bytes after the snapshot data (format version {version})"
         ) from None
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (spans.InvalidByteError, ValueError, msgpack.UnpackException) as exc:
         problem = str(exc) or type(exc).__name__
         if "incomplete input" in problem:
             problem = "the file is truncated (incomplete msgpack data)"
@@ -312,18 +353,76 @@ def decode_snapshot(
         ) from None
 
 
-def _unpack(data: bytes, ext_hook: Callable[[int, bytes], Any] | None = None) -> Any:
+def _unpack(data: _Buffer, ext_hook: Callable[[int, bytes], Any] | None = None) -> Any:
     if ext_hook is None:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=ext_hook)
 
 
-def _decode_body(body: bytes, version: int, types: PayloadTypes) -> Snapshot:
-    """Decode the map after the version byte; the versions differ in where the counts are."""
-    top = _expect_map(_unpack(body), "the snapshot")
-    if version == FORMAT_V1:
-        state, counts_in = None, top
+class _SpanMap(Mapping[Any, Any]):
+    """A msgpack map inside a buffer whose values are decoded only when asked for.
+
+    Keys are decoded up front (they are short); values stay where they are,
+    so a large value is never copied unless it is looked at.
+    """
+
+    def __init__(
+        self,
+        view: memoryview,
+        start: int,
+        end: int,
+        what: str,
+        ext_hook: Callable[[int, bytes], Any] | None = None,
+    ) -> None:
+        found = spans.head(view, start, end)
+        if found.kind != spans.MAP:
+            raise _CorruptError(f"{what} should be a map but is {_kind_name(view, start, end)}")
+        self.view = view
+        self.ext_hook = ext_hook
+        self.spans: dict[Any, tuple[int, int]] = {}
+        self.end = found.body
+        for key_start, value_start, value_end in spans.entries(view, found, end):
+            self.spans[_unpack(view[key_start:value_start])] = (value_start, value_end)
+            self.end = value_end
+
+    def __getitem__(self, key: Any) -> Any:
+        start, end = self.spans[key]
+        return _unpack(self.view[start:end], self.ext_hook)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def span(self, key: str) -> tuple[int, int]:
+        """Where a field's value is; raises the missing-field error if it is not there."""
+        if key not in self.spans:
+            raise _CorruptError(f"the field {key!r} is missing")
+        return self.spans[key]
+
+
+def _kind_name(view: memoryview, start: int, end: int) -> str:
+    """The Python type name of the value at ``start``, as msgpack would decode it."""
+    return type(_unpack(view[start:end])).__name__
+
+
+def _decode_body(view: memoryview, version: int, types: PayloadTypes, with_data: bool) -> Snapshot:
+    """Decode the map after the version byte; the versions differ in where the counts are.
+
+    A small file is decoded by msgpack in one call, which is fastest and
+    whose copies cost nothing; a large one in place, value by value.
+    """
+    top: Mapping[Any, Any]
+    if len(view) < _IN_PLACE_MIN:
+        top = _expect_map(_unpack(view[1:]), "the snapshot")
     else:
+        top = _SpanMap(view, 1, len(view), "the snapshot")
+        if top.end != len(view):
+            raise _CorruptError("unexpected bytes after the snapshot data")
+    counts_in: Mapping[Any, Any] = top
+    state = None
+    if version == FORMAT_V2:
         state = _expect_map(_field(top, "communicator_state"), "communicator_state")
         counts_in = state
     ext_hook = partial(_ext_hook, version, types)
@@ -332,7 +431,7 @@ def _decode_body(body: bytes, version: int, types: PayloadTypes) -> Snapshot:
         wallclock_time=_number(top, "wallclock_time"),
         port_message_counts=_counts(_field(counts_in, "port_message_counts")),
         is_final_snapshot=_bool(top, "is_final_snapshot"),
-        message=_message(top, ext_hook),
+        message=_message(view, top, ext_hook, types, with_data),
         settings_overlay=_settings(_field(top, "settings_overlay"), "settings_overlay"),
         format_version=version,
         communicator_state=state,
@@ -404,23 +503,74 @@ def _settings(value: Any, what: str) -> Settings:
         raise _CorruptError(f"{what} holds an invalid setting: {exc}") from None
 
 
-def _message(top: Mapping[Any, Any], ext_hook: Callable[[int, bytes], Any]) -> Message | None:
-    encoded = _field(top, "message")
-    if not isinstance(encoded, bytes):
-        raise _CorruptError(f"the field 'message' should be binary but is {type(encoded).__name__}")
-    if encoded == b"":
-        return None  # an implicit snapshot: no state, only counts
-    mpp = _expect_map(_unpack(encoded, ext_hook), "the message")
+def _message(
+    view: memoryview,
+    top: Mapping[Any, Any],
+    ext_hook: Callable[[int, bytes], Any],
+    types: PayloadTypes,
+    with_data: bool,
+) -> Message | None:
+    mpp: Mapping[Any, Any]
+    if isinstance(top, _SpanMap):
+        start, end = top.span("message")
+        found = spans.head(view, start, end)
+        if found.kind != spans.BIN:
+            raise _CorruptError(
+                f"the field 'message' should be binary but is {_kind_name(view, start, end)}"
+            )
+        if found.length == 0:
+            return None  # an implicit snapshot: no state, only counts
+        mpp = _SpanMap(view, found.body, found.payload_end, "the message", ext_hook)
+        if mpp.end != found.payload_end:
+            raise _CorruptError("unexpected bytes after the message")
+        data_start, data_end = mpp.span("data")
+        data = _data(view, data_start, data_end, ext_hook, types) if with_data else None
+    else:
+        encoded = _field(top, "message")
+        if not isinstance(encoded, bytes):
+            raise _CorruptError(
+                f"the field 'message' should be binary but is {type(encoded).__name__}"
+            )
+        if encoded == b"":
+            return None
+        mpp = _expect_map(_unpack(encoded, ext_hook), "the message")
+        data = _field(mpp, "data") if with_data else None
     settings = _field(mpp, "settings_overlay")
     if not isinstance(settings, Settings):
         raise _CorruptError("the message's settings_overlay is not a Settings ext type")
-    timestamp = _number(mpp, "timestamp")
     return Message(
-        timestamp=timestamp,
+        timestamp=_number(mpp, "timestamp"),
         next_timestamp=_optional_number(mpp, "next_timestamp"),
-        data=_field(mpp, "data"),
+        data=data,
         settings=settings,
     )
+
+
+def _data(
+    view: memoryview,
+    start: int,
+    end: int,
+    ext_hook: Callable[[int, bytes], Any],
+    types: PayloadTypes,
+) -> Any:
+    """Decode message data in place: grids, and grids in small maps and lists, from ``view``."""
+    if end - start < _IN_PLACE_MIN:
+        return _unpack(view[start:end], ext_hook)  # copies of small values cost nothing
+    found = spans.head(view, start, end)
+    if found.kind == spans.EXT and found.ext_code in _GRID_DTYPE_BY_EXT:
+        dtype = _GRID_DTYPE_BY_EXT[found.ext_code]
+        return _decode_grid(dtype, view[found.body : found.payload_end], types)
+    if found.kind == spans.MAP and found.length <= _WALK_LIMIT:
+        return {
+            _unpack(view[key_start:value_start], ext_hook): _data(
+                view, value_start, value_end, ext_hook, types
+            )
+            for key_start, value_start, value_end in spans.entries(view, found, end)
+        }
+    if found.kind == spans.ARRAY and found.length <= _WALK_LIMIT:
+        starts = spans.items(view, found, end)
+        return [_data(view, a, b, ext_hook, types) for a, b in itertools.pairwise(starts)]
+    return _unpack(view[start:end], ext_hook)
 
 
 def _ext_hook(version: int, types: PayloadTypes, code: int, payload: bytes) -> Any:
@@ -436,13 +586,28 @@ def _ext_hook(version: int, types: PayloadTypes, code: int, payload: bytes) -> A
         return _settings(_unpack(payload), "a Settings value")
     dtype = _GRID_DTYPE_BY_EXT.get(code)
     if dtype is not None:
-        return _decode_grid(dtype, payload, types)
+        return _decode_grid(dtype, memoryview(payload), types)
     # MUSCLE3 hands unknown ext types to the program as-is; so do we.
     return msgpack.ExtType(code, payload)
 
 
-def _decode_grid(dtype: str, payload: bytes, types: PayloadTypes) -> Any:
-    grid = _expect_map(_unpack(payload), "a grid")
+def _decode_grid(dtype: str, payload: memoryview, types: PayloadTypes) -> Any:
+    """A grid from its ext payload, its data copied once: from ``payload`` into the array."""
+    grid: Mapping[Any, Any]
+    if len(payload) < _IN_PLACE_MIN:
+        grid = _expect_map(_unpack(payload), "a grid")
+        raw = _field(grid, "data")
+        if not isinstance(raw, bytes):
+            raise _CorruptError("a grid's data is not binary")
+    else:
+        grid = _SpanMap(payload, 0, len(payload), "a grid")
+        if grid.end != len(payload):
+            raise _CorruptError("unexpected bytes after a grid")
+        start, end = grid.span("data")
+        found = spans.head(payload, start, end)
+        if found.kind != spans.BIN:
+            raise _CorruptError("a grid's data is not binary")
+        raw = payload[found.body : found.payload_end]
     if _field(grid, "type") != dtype:
         raise _CorruptError(f"a grid's type {grid['type']!r} does not match its ext type ({dtype})")
     shape = _field(grid, "shape")
@@ -453,13 +618,10 @@ def _decode_grid(dtype: str, payload: bytes, types: PayloadTypes) -> Any:
     order = _field(grid, "order")
     if order not in (_ORDER_F, _ORDER_C):
         raise _CorruptError(f"a grid's order {order!r} is neither 'fa' nor 'la'")
-    buffer = _field(grid, "data")
-    if not isinstance(buffer, bytes):
-        raise _CorruptError("a grid's data is not binary")
     expected = math.prod(shape) * np.dtype(dtype).itemsize
-    if len(buffer) != expected:
+    if len(raw) != expected:
         raise _CorruptError(
-            f"a {dtype} grid of shape {tuple(shape)} needs {expected} bytes but has {len(buffer)}"
+            f"a {dtype} grid of shape {tuple(shape)} needs {expected} bytes but has {len(raw)}"
         )
     indexes = _field(grid, "indexes")
     if indexes == []:
@@ -470,9 +632,9 @@ def _decode_grid(dtype: str, payload: bytes, types: PayloadTypes) -> Any:
         or not all(isinstance(name, str) for name in indexes)
     ):
         raise _CorruptError(f"a grid's indexes {indexes!r} do not name its {len(shape)} dimensions")
-    array = np.ndarray(
-        tuple(shape), dtype=np.dtype(dtype), buffer=buffer, order="F" if order == _ORDER_F else "C"
-    )
+    in_file = np.frombuffer(raw, dtype=np.dtype(dtype))
+    in_file = in_file.reshape(tuple(shape), order="F" if order == _ORDER_F else "C")
     # libmuscle returns a read-only view on the file's bytes; a writable copy
-    # (same memory order) is what a resuming program actually wants.
-    return types.grid(array.copy(order="K"), indexes)
+    # (same memory order, aligned, not keeping the file's buffer alive) is
+    # what a resuming program actually wants. It is the one copy made.
+    return types.grid(in_file.copy(order="K"), indexes)

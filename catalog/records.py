@@ -207,6 +207,32 @@ class SnapshotRecord:
             snapshot_filename=self.snapshot_filename,
         )
 
+    def load(self, *, check_sha256: bool = True) -> Snapshot:
+        """The snapshot, read from its file: message (data as grids/numpy arrays) and settings.
+
+        Args:
+            check_sha256: Refuse the file if its bytes are no longer those
+                recorded (checked while reading, at no extra cost).
+
+        Raises:
+            SnapshotFileError: The file is gone (the message says how to find
+                or relocate it), unreadable or corrupt.
+            SnapshotChangedError: The file's sha256 differs from the recorded one.
+            SnapshotTooLargeError: There is not enough memory to decode it.
+        """
+        from catalog.snapshot_data import load_record
+
+        return load_record(self, check_sha256=check_sha256)
+
+    def load_data(self, *, check_sha256: bool = True) -> Any:
+        """Just the message data (``load().message.data``); None for an implicit snapshot.
+
+        Raises:
+            SnapshotFileError: As :meth:`load`.
+        """
+        message = self.load(check_sha256=check_sha256).message
+        return None if message is None else message.data
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object ``muscle-catalog snapshots --json`` prints for this snapshot."""
         return {

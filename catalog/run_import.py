@@ -21,11 +21,15 @@ Two things make this harder than reading files:
 Importing is idempotent: files and resume files already recorded are skipped,
 so importing a directory again (say, after the run went on) only adds what is
 new. A broken ``.pack`` file never aborts an import: it is left out and named
-in the report's warnings.
+in the report's warnings. A file too large to decode (above the decode limit,
+or beyond the memory available) is recorded from its metadata alone, with a
+warning: the file's headers say where the data is, so the metadata is read
+around it without decoding it.
 
 The per-file steps (:func:`run_name`, :func:`read_configuration`,
-:func:`pack_snapshot`, :func:`recorded_order`, :func:`recorded_resume_files`,
-:func:`parse_resume_file`, :func:`workflow_snapshot_from`) are public because
+:func:`pack_snapshot`, :func:`read_pack_file`, :func:`recorded_order`,
+:func:`recorded_resume_files`, :func:`parse_resume_file`,
+:func:`workflow_snapshot_from`) are public because
 :mod:`catalog.watch` records the same files while MUSCLE3 is still writing
 them: both must read a file into the same row, or a later import would not
 recognise what watch recorded.
@@ -46,7 +50,7 @@ from sqlalchemy import select
 from catalog.catalog import Catalog
 from catalog.db.schema import SnapshotRow
 from catalog.enums import Source
-from catalog.errors import CatalogError, SnapshotFileError, YmmslLimitError
+from catalog.errors import CatalogError, SnapshotFileError, SnapshotTooLargeError, YmmslLimitError
 from catalog.lineage import link_lineage
 from catalog.maintenance.relocate import relocate
 from catalog.maintenance.verify import file_problem
@@ -70,7 +74,7 @@ from catalog.run_dir import (
 )
 from catalog.snapshot import Snapshot
 from catalog.spill import ReplayReport, replay_spills
-from catalog.store import load_pack
+from catalog.store import DECODE_LIMIT_ENV, decode_limit, load_pack, load_pack_metadata
 
 #: Called with (files handled so far, total files) while ``.pack`` files are read.
 ProgressCallback = Callable[[int, int], None]
@@ -135,7 +139,11 @@ class ImportReport:
 
 
 def import_run_directory(
-    catalog: Catalog, run_dir: Path | str, *, progress: ProgressCallback | None = None
+    catalog: Catalog,
+    run_dir: Path | str,
+    *,
+    progress: ProgressCallback | None = None,
+    decode_limit_bytes: int | None = None,
 ) -> ImportReport:
     """Record a MUSCLE3 run directory in a catalog: its snapshots, workflow snapshots and lineage.
 
@@ -144,6 +152,10 @@ def import_run_directory(
         run_dir: The run directory (the one given to ``muscle_manager --run-dir``).
         progress: Called with (files read, total files) while ``.pack`` files
             are read, so that a caller can show progress on large directories.
+        decode_limit_bytes: ``.pack`` files larger than this are recorded
+            from their metadata without decoding their data (with a warning);
+            default ``MUSCLE_CATALOG_DECODE_LIMIT`` or 1 GiB. A file that does
+            not fit in memory is recorded that way too.
 
     A spill file the run's snapshot registry left (the catalog was unavailable
     at its shutdown, see :mod:`catalog.spill`) is replayed first.
@@ -177,7 +189,8 @@ def import_run_directory(
             "which no longer exists: the run was relocated here instead of being added again."
         )
     _replay_spill_files(catalog, report)
-    instances = _import_snapshots(catalog, report, progress)
+    limit = decode_limit() if decode_limit_bytes is None else decode_limit_bytes
+    instances = _import_snapshots(catalog, report, progress, limit)
     _import_workflow_snapshots(catalog, report, instances)
     report.newly_linked = link_lineage(catalog)
     report.run = catalog.run(run.id)
@@ -195,6 +208,7 @@ def import_run_directories(
     catalog: Catalog,
     dirs: Iterable[Path | str],
     progress: ProgressCallback | None = None,
+    decode_limit_bytes: int | None = None,
 ) -> list[ImportReport]:
     """Import several run directories, checking them all before importing any.
 
@@ -205,6 +219,7 @@ def import_run_directories(
         catalog: The catalog to record into.
         dirs: The run directories, imported in this order.
         progress: Passed to :func:`import_run_directory` for each directory.
+        decode_limit_bytes: Passed to :func:`import_run_directory`.
 
     Returns:
         One report per directory, in order.
@@ -214,7 +229,10 @@ def import_run_directories(
             nothing was imported then.
     """
     checked = [check_run_directory(d) for d in dirs]
-    return [import_run_directory(catalog, d, progress=progress) for d in checked]
+    return [
+        import_run_directory(catalog, d, progress=progress, decode_limit_bytes=decode_limit_bytes)
+        for d in checked
+    ]
 
 
 # --------------------------------------------------------------------------- the run
@@ -324,7 +342,7 @@ def read_configuration(
 
 
 def _import_snapshots(
-    catalog: Catalog, report: ImportReport, progress: ProgressCallback | None
+    catalog: Catalog, report: ImportReport, progress: ProgressCallback | None, limit: int
 ) -> list[str]:
     """Record the run's ``.pack`` files in recorded order; returns the instances found."""
     instances, files = scan_pack_files(report.run_dir, report.warnings)
@@ -334,7 +352,7 @@ def _import_snapshots(
     todo = [f for f in ordered if catalog.stored_path(f.path) not in known] if known else ordered
     report.snapshots_already_known = len(ordered) - len(todo)
     counter = _Progress(progress, total=len(ordered), done=len(ordered) - len(todo))
-    items = _loaded_snapshots(todo, report.warnings, counter)
+    items = _loaded_snapshots(todo, report.warnings, counter, limit)
     report.snapshots_added = catalog.record_snapshots(report.run.id, items)
     # Files recorded meanwhile (or under another run) are skipped by the catalog too.
     report.snapshots_already_known += counter.loaded - report.snapshots_added
@@ -382,28 +400,81 @@ def _loaded_snapshots(
     files: Sequence[PackFile],
     warnings: list[str],
     progress: _Progress,
+    limit: int,
 ) -> Iterator[NewSnapshot]:
     """Read each file lazily (the catalog records them in batches), skipping broken ones."""
     for item in files:
         try:
-            new = pack_snapshot(item)
+            reading = read_pack_file(item, limit)
         except SnapshotFileError as exc:
             warnings.append(f"Skipped {item.path}: {exc}. Nothing was recorded for it.")
         else:
+            if reading.problem is not None:
+                warnings.append(reading.problem)
             progress.loaded += 1
-            yield new
+            yield reading.snapshot
         progress.step()
 
 
-def pack_snapshot(item: PackFile) -> NewSnapshot:
-    """What to record for one ``.pack`` file: its metadata, size and checksum, without its data.
+@dataclass(frozen=True)
+class PackReading:
+    """What to record for one ``.pack`` file, and whether its data could be checked.
+
+    Attributes:
+        snapshot: What to record.
+        data_decoded: False when the file was recorded from its metadata
+            without decoding its message data (too large for the decode limit,
+            or for the memory available).
+        problem: Why the data was not decoded, as a sentence naming the file;
+            None when it was.
+    """
+
+    snapshot: NewSnapshot
+    data_decoded: bool = True
+    problem: str | None = None
+
+
+def read_pack_file(item: PackFile, limit: int | None = None) -> PackReading:
+    """Read one ``.pack`` file for recording, decoding its data only if it fits.
+
+    A catalog records only metadata, but a full decode is what proves the
+    file is not corrupt, so files are decoded when they can be. A file larger
+    than ``limit`` (or one that turns out not to fit in memory) is read from
+    its metadata alone, at a cost that does not grow with its size, and still
+    recorded: its size and sha256 let ``verify`` notice later changes.
+
+    Args:
+        item: The file.
+        limit: Files larger than this many bytes are not decoded; default
+            :func:`catalog.store.decode_limit` (``MUSCLE_CATALOG_DECODE_LIMIT``).
 
     Raises:
-        SnapshotFileError: The file cannot be read or does not decode (yet:
-            MUSCLE3 writes it in place, so a reader can see it half-written).
+        SnapshotFileError: The file cannot be read, or even its metadata does
+            not decode (yet: MUSCLE3 writes it in place, so a reader can see it
+            half-written).
     """
-    found = load_pack(item.path)
-    return NewSnapshot(
+    limit = decode_limit() if limit is None else limit
+    try:
+        size = item.path.stat().st_size
+    except OSError as exc:
+        raise SnapshotFileError(item.path, f"{exc.strerror or exc}") from exc
+    problem: str | None = None
+    if size > limit:
+        found = load_pack_metadata(item.path)
+        problem = (
+            f"{item.path} is {size} bytes, more than the decode limit of {limit} bytes "
+            f"({DECODE_LIMIT_ENV}): it was recorded from its metadata without decoding its "
+            "message data, so damage to the data would go unnoticed. Raise the limit to check it."
+        )
+    else:
+        try:
+            found = load_pack(item.path)
+        except SnapshotTooLargeError as exc:
+            problem = f"{exc} It was recorded from its metadata alone."
+        if problem is not None:
+            # Outside the handler: the traceback would keep the file's bytes alive.
+            found = load_pack_metadata(item.path)
+    new = NewSnapshot(
         instance=item.instance,
         path=item.path,
         snapshot_filename=str(item.path),
@@ -412,6 +483,20 @@ def pack_snapshot(item: PackFile) -> NewSnapshot:
         sha256=found.sha256,
         sequence=item.number,
     )
+    return PackReading(new, found.data_decoded, problem)
+
+
+def pack_snapshot(item: PackFile) -> NewSnapshot:
+    """What to record for one ``.pack`` file: its metadata, size and checksum, without its data.
+
+    :func:`read_pack_file` with the default decode limit, for callers that
+    need no word on whether the data was decoded.
+
+    Raises:
+        SnapshotFileError: The file cannot be read or does not decode (yet:
+            MUSCLE3 writes it in place, so a reader can see it half-written).
+    """
+    return read_pack_file(item).snapshot
 
 
 def _metadata_only(snapshot: Snapshot) -> Snapshot:

@@ -19,12 +19,19 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import mmap
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.errors import SnapshotFileError, SnapshotWriteError
+from catalog.errors import (
+    CatalogError,
+    SnapshotChangedError,
+    SnapshotFileError,
+    SnapshotTooLargeError,
+    SnapshotWriteError,
+)
 from catalog.faults import os_cause, os_fix
 from catalog.naming import pack_file_name, safe_id
 from catalog.payload import decode_snapshot
@@ -58,7 +65,9 @@ class StoredFile:
     sha256: str
 
 
-def store_pack(directory: Path, instance: str, data: bytes, first_number: int) -> StoredFile:
+def store_pack(
+    directory: Path, instance: str, data: bytes | bytearray, first_number: int
+) -> StoredFile:
     """Durably write a snapshot file under the first free MUSCLE3 name, never overwriting.
 
     Args:
@@ -142,11 +151,11 @@ def _remove(path: Path) -> str:
     return ""
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes | bytearray) -> None:
     _write_all(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), data)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     """Write all of ``data`` to ``fd``, fsync and close it (closed on error too)."""
     try:
         view = memoryview(data)
@@ -159,7 +168,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _link_to_free_name(
-    temporary: Path, directory: Path, instance: str, number: int, data: bytes
+    temporary: Path, directory: Path, instance: str, number: int, data: bytes | bytearray
 ) -> tuple[Path, int]:
     last: Path | None = None
     for _ in range(MAX_NAME_ATTEMPTS):
@@ -183,7 +192,7 @@ def _link_to_free_name(
     )
 
 
-def _create_exclusive(path: Path, data: bytes) -> bool:
+def _create_exclusive(path: Path, data: bytes | bytearray) -> bool:
     """Fallback for filesystems without hard links: exclusive create, then write and fsync.
 
     A write that fails after the exclusive create (disk full) removes the
@@ -215,6 +224,39 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+#: Environment variable: files larger than this many bytes are recorded from
+#: their metadata alone on import (their data is not decoded). Accepts a plain
+#: number of bytes or one with a K, M, G or T suffix (powers of 1024).
+DECODE_LIMIT_ENV = "MUSCLE_CATALOG_DECODE_LIMIT"
+#: The default decode limit: decoding needs about twice a file's size in memory.
+DEFAULT_DECODE_LIMIT = 1 << 30
+
+_READ_CHUNK = 1 << 20
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def decode_limit() -> int:
+    """The size above which import records a file without decoding its data.
+
+    Read from :data:`DECODE_LIMIT_ENV` (``512M``, ``2G``, ``1048576``), else
+    :data:`DEFAULT_DECODE_LIMIT`.
+
+    Raises:
+        CatalogError: The variable is set but is not a size.
+    """
+    text = os.environ.get(DECODE_LIMIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_DECODE_LIMIT
+    number, unit = text.rstrip("KMGTkmgtiIbB"), text.lstrip("0123456789").upper()
+    unit = unit.removesuffix("B").removesuffix("I")
+    if not number.isdigit() or unit not in _UNITS:
+        raise CatalogError(
+            f"{DECODE_LIMIT_ENV}={text!r} is not a size: give a number of bytes, optionally with "
+            "a K, M, G or T suffix (e.g. 512M)."
+        )
+    return int(number) * _UNITS[unit]
+
+
 @dataclass(frozen=True)
 class LoadedFile:
     """A snapshot file read from disk.
@@ -224,41 +266,141 @@ class LoadedFile:
         snapshot: Its decoded content.
         size_bytes: Its size.
         sha256: Hex digest of its bytes.
+        data_decoded: False when only the metadata was decoded (see
+            :func:`load_pack_metadata`): the message, if any, has no data.
     """
 
     path: Path
     snapshot: Snapshot
     size_bytes: int
     sha256: str
+    data_decoded: bool = True
 
 
-def read_pack_bytes(path: Path) -> bytes:
+def _check_is_file(path: Path) -> None:
+    if not path.is_file():
+        problem = "it is a directory" if path.is_dir() else "the file does not exist"
+        raise SnapshotFileError(path, f"{problem}. Please ensure this path exists and can be read.")
+
+
+def _unreadable(path: Path, exc: OSError) -> SnapshotFileError:
+    return SnapshotFileError(path, f"{exc.strerror or exc}. Check the file's permissions.")
+
+
+def read_pack_buffer(path: Path) -> tuple[bytearray, str]:
+    """Read a snapshot file into one buffer, hashing it on the way.
+
+    The buffer is allocated once at the file's size and filled in place, so
+    reading holds the file once; the sha256 is computed from the same chunks
+    while they are fresh in the cache, so checking a file costs no second read.
+    A file that grows or shrinks while being read (MUSCLE3 writes in place)
+    is read as far as it goes.
+
+    Returns:
+        The bytes and their sha256 hex digest.
+
+    Raises:
+        SnapshotFileError: Missing, not a file, or unreadable.
+        SnapshotTooLargeError: There is not enough memory for its bytes.
+    """
+    _check_is_file(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            try:
+                buffer = bytearray(size)
+            except MemoryError:
+                raise SnapshotTooLargeError(path, size) from None
+            view = memoryview(buffer)
+            done = 0
+            while done < size:
+                count = handle.readinto(view[done : done + _READ_CHUNK])
+                if not count:
+                    break
+                digest.update(view[done : done + count])
+                done += count
+            del view
+            rest = handle.read()
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    if done < size:
+        del buffer[done:]
+    if rest:
+        buffer += rest
+        digest.update(rest)
+    return buffer, digest.hexdigest()
+
+
+def read_pack_bytes(path: Path) -> bytearray:
     """Read a snapshot file's bytes with errors that name the file and the fix.
 
     Raises:
         SnapshotFileError: Missing, not a file, or unreadable.
+        SnapshotTooLargeError: There is not enough memory for its bytes.
     """
-    if not path.is_file():
-        problem = "it is a directory" if path.is_dir() else "the file does not exist"
-        raise SnapshotFileError(path, f"{problem}. Please ensure this path exists and can be read.")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SnapshotFileError(
-            path, f"{exc.strerror or exc}. Check the file's permissions."
-        ) from exc
+    return read_pack_buffer(path)[0]
 
 
-def load_pack(path: Path) -> LoadedFile:
+def load_pack(path: Path, *, expected_sha256: str | None = None) -> LoadedFile:
     """Read and decode a snapshot file, keeping its size and checksum.
+
+    Memory: the file's bytes once, plus its arrays (about twice the file's
+    size for a file that is mostly grid data).
+
+    Args:
+        path: The file.
+        expected_sha256: The digest the file should have (the catalog's
+            record of it); checked before anything is decoded.
 
     Raises:
         SnapshotFileError: The file is missing, unreadable or not a valid snapshot.
+        SnapshotChangedError: Its sha256 is not ``expected_sha256``.
+        SnapshotTooLargeError: There is not enough memory to read or decode it.
     """
-    data = read_pack_bytes(path)
+    data, sha256 = read_pack_buffer(path)
+    if expected_sha256 is not None and sha256 != expected_sha256:
+        raise SnapshotChangedError(
+            path,
+            f"its bytes changed since the catalog recorded it (sha256 now {sha256}, recorded "
+            f"{expected_sha256}; size now {len(data)} bytes). Run `muscle-catalog verify` to "
+            "check the catalog's files; to read the file as it is now, load it without the "
+            "check (check_sha256=False).",
+        )
     return LoadedFile(
-        path=path,
-        snapshot=decode_snapshot(data, path),
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        path=path, snapshot=decode_snapshot(data, path), size_bytes=len(data), sha256=sha256
+    )
+
+
+def load_pack_metadata(path: Path) -> LoadedFile:
+    """Read a snapshot file's metadata without decoding its message data.
+
+    For files too large to decode: the file is mapped rather than read, only
+    the pages holding the metadata are touched, and the sha256 is computed in
+    chunks; memory use does not grow with the file's size. The message data
+    is not checked for corruption.
+
+    Returns:
+        The file, its snapshot's message without data, ``data_decoded`` False.
+
+    Raises:
+        SnapshotFileError: The file is missing, unreadable or its metadata is
+            not valid.
+    """
+    _check_is_file(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            while chunk := handle.read(_READ_CHUNK):
+                digest.update(chunk)
+            # An empty file cannot be mapped; its (missing) version byte is the error then.
+            data: mmap.mmap | bytes = (
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            )
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    snapshot = decode_snapshot(data, path, with_data=False)
+    return LoadedFile(
+        path=path, snapshot=snapshot, size_bytes=size, sha256=digest.hexdigest(), data_decoded=False
     )

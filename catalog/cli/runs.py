@@ -78,7 +78,7 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
         origin = names.get(run.resumed_from_run_id or -1, "")
         if origin and run.resumed_from_workflow_snapshot_id is not None:
             origin += f" (workflow {run.resumed_from_workflow_snapshot_id})"
-        cells = {
+        cells: dict[str, str | Text] = {
             "id": str(run.id),
             "name": Text(run.name),
             "model": Text(run.model_name or ""),

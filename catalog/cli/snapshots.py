@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,29 +70,136 @@ def _kind(record: SnapshotRecord) -> str:
 
 @cli.command("show")
 @click.argument("snapshot", metavar="PACK_FILE_OR_SNAPSHOT_ID")
+@click.option(
+    "-d",
+    "--data",
+    "show_data",
+    is_flag=True,
+    help="Also print the message data, as `muscle3 snapshot -d` does (this can be long).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (metadata; with --data, the data too) instead of a table.",
+)
 @click.pass_context
-def show_command(ctx: click.Context, snapshot: str) -> None:
-    """Show one snapshot's metadata and message, read from its file.
+def show_command(ctx: click.Context, snapshot: str, show_data: bool, as_json: bool) -> None:
+    r"""Show one snapshot's metadata and message, read from its file.
 
     SNAPSHOT is a .pack file (recorded or not) or a snapshot id from
-    `muscle-catalog snapshots`.
+    `muscle-catalog snapshots`. A recorded file whose bytes no longer match
+    the recorded sha256 is shown, with a warning.
+
+    --json gives: id (null when not recorded), run, instance, path (absolute),
+    format_version, size, sha256, status, recorded_sha256_matches, triggers,
+    wallclock_time, timestamp, next_timestamp (NaN as null),
+    port_message_counts, is_final_snapshot, is_implicit, settings_overlay,
+    message_settings. With --data also "data":
+    numpy arrays as {dtype, shape, order, values} with nested-list values,
+    grids as {"grid": {array, indexes}}, bytes as {"bytes_base64"}; what JSON
+    cannot hold exactly (NaN and Infinity become null, non-text map keys their
+    str(), unknown ext types left out) is listed in "data_notes".
     """
+    from catalog.snapshot_data import load_record_file
     from catalog.store import load_pack
 
     options = get_options(ctx)
     path = Path(snapshot)
     if path.exists():
-        loaded = load_pack(path)
         record = _record_of_file(ctx, options, path)
     elif snapshot.isdigit():
         record = options.open(ctx, create=False, read_only=True).snapshot(int(snapshot))
-        loaded = load_pack(record.path)
+        path = record.path
     else:
         raise CatalogError(
             f"{snapshot} is neither an existing .pack file nor a snapshot id. Give a path to "
             "a snapshot file, or an id listed by `muscle-catalog snapshots`."
         )
+    # A changed file is shown anyway (with a warning): show is how one looks into it.
+    loaded = load_pack(path) if record is None else load_record_file(record, check_sha256=False)
+    changed = _changed(loaded, record)
+    if changed:
+        click.echo(f"Warning: {changed}", err=True)
+    if as_json:
+        echo_json(show_json(loaded, record, with_data=show_data))
+        return
     stdout().print(_showtable(loaded, record))
+    if show_data:
+        _echo_data(loaded.snapshot.message)
+
+
+def _changed(loaded: LoadedFile, record: SnapshotRecord | None) -> str | None:
+    """Why the file no longer matches its record, or None."""
+    if record is None or record.sha256 is None or record.sha256 == loaded.sha256:
+        return None
+    return (
+        f"{loaded.path} changed since it was recorded (sha256 {loaded.sha256}, recorded "
+        f"{record.sha256}). Run `muscle-catalog verify` to check the catalog's files."
+    )
+
+
+def _echo_data(message: Message | None) -> None:
+    """The data under a bold heading, as ``muscle3 snapshot -d`` prints it (numpy summarises)."""
+    click.secho("Snapshot data:", bold=True)
+    if message is None:
+        click.secho("No data available", italic=True)
+    else:
+        click.echo(message.data)
+
+
+def show_json(
+    loaded: LoadedFile, record: SnapshotRecord | None, *, with_data: bool = False
+) -> dict[str, Any]:
+    """The JSON object ``show --json`` prints: metadata (and data) of one file.
+
+    Non-finite floats are null here (strict JSON has no NaN): an implicit
+    snapshot's timestamp is null.
+    """
+    snapshot = loaded.snapshot
+    message = snapshot.message
+    result: dict[str, Any] = {
+        "id": record.id if record else None,
+        "run": record.run if record else None,
+        "instance": record.instance if record else None,
+        "path": str(loaded.path.absolute()),
+        "format_version": snapshot.format_version,
+        "size": loaded.size_bytes,
+        "sha256": loaded.sha256,
+        "status": str(record.status) if record else None,
+        "recorded_sha256_matches": (
+            None if record is None or record.sha256 is None else record.sha256 == loaded.sha256
+        ),
+        "triggers": list(snapshot.triggers),
+        "wallclock_time": _finite(snapshot.wallclock_time),
+        "timestamp": _finite(message.timestamp) if message else None,
+        "next_timestamp": _finite(message.next_timestamp) if message else None,
+        "port_message_counts": {k: list(v) for k, v in snapshot.port_message_counts.items()},
+        "is_final_snapshot": snapshot.is_final_snapshot,
+        "is_implicit": message is None,
+        "settings_overlay": _settings_json(snapshot.settings_overlay),
+        "message_settings": _settings_json(message.settings) if message else None,
+    }
+    if with_data:
+        from catalog.snapshot_data import data_to_json
+
+        data, notes = data_to_json(message.data if message else None)
+        result["data"] = data
+        result["data_notes"] = notes
+    return result
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _settings_json(settings: Any) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    from catalog.snapshot_data import data_to_json
+
+    values, _notes = data_to_json(dict(settings.items()))
+    return dict(values)
 
 
 def _record_of_file(ctx: click.Context, options: Options, path: Path) -> SnapshotRecord | None:
