@@ -307,3 +307,67 @@ def test_a_record_reads_back_equal_from_every_query(campaign: Catalog) -> None:
     record: SnapshotRecord = campaign.snapshots(run="mm_vector5")[3]
     assert campaign.snapshot_by_path(record.path) == record
     assert campaign.snapshots(run=record.run_id, instance=record.instance, limit=50).count(record)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _cli(catalog: Catalog, *args: str) -> Any:
+    import json
+
+    from click.testing import CliRunner
+
+    from catalog.cli import cli
+
+    url = catalog.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["--catalog", url, *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_the_snapshots_command_takes_the_same_filters(campaign: Catalog) -> None:
+    expected = campaign.snapshots(instance="micro", after_time=0.3, order_by="-timestamp", limit=7)
+    printed = _cli(
+        campaign,
+        *("snapshots", "--instance", "micro", "--after-time", "0.3"),
+        *("--order-by", "-timestamp", "--limit", "7", "--json"),
+    )
+    assert printed == [r.to_json() for r in expected]
+    assert [p["id"] for p in printed] == [r.id for r in expected]
+    trigger = expected[0].triggers[0]
+    assert _cli(campaign, "snapshots", "--trigger", trigger, "--json") == [
+        r.to_json() for r in campaign.snapshots(trigger=trigger)
+    ]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--limit", "-3"],
+        ["--limit", "0"],
+        ["--after-time", "2", "--before-time", "1"],
+        ["--order-by", "colour"],
+    ],
+)
+def test_the_snapshots_command_refuses_impossible_filters(
+    campaign: Catalog, arguments: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from catalog.cli import cli
+
+    url = campaign.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["--catalog", url, "snapshots", *arguments])
+    assert result.exit_code == 2, result.output
+
+
+def test_runs_json_has_the_span_counts_and_bytes(campaign: Catalog) -> None:
+    printed = {run["name"]: run for run in _cli(campaign, "runs", "--json")}
+    for run in campaign.runs():
+        shown = printed[run.name]
+        assert shown["id"] == run.id
+        assert shown["first_timestamp"] == run.first_timestamp
+        assert shown["last_timestamp"] == run.last_timestamp
+        assert shown["size_bytes"] == run.size_bytes > 0
+        assert shown["num_workflow_snapshots"] == run.num_workflow_snapshots
+        assert shown["started_at"] == run.created_at.isoformat()

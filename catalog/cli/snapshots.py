@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,26 +22,92 @@ if TYPE_CHECKING:  # numpy, msgpack, ymmsl and rich: imported where used (see ca
     from catalog.store import LoadedFile
 
 
+#: ``--order-by`` choices: the orderings of :mod:`catalog.snapshot_query`, ascending or
+#: descending. Spelled out here so that ``--help`` does not import SQLAlchemy.
+ORDER_CHOICES = (
+    "submission",
+    "id",
+    "timestamp",
+    "wallclock_time",
+    "recorded_at",
+    "instance",
+    "size_bytes",
+)
+
+
 @cli.command("snapshots")
 @click.option("--run", "run", metavar="RUN", help="Only this run (name or id).")
-@click.option("--instance", metavar="INSTANCE", help="Only this instance, e.g. micro[3].")
+@click.option(
+    "--instance",
+    metavar="INSTANCE",
+    help="Only this instance: micro[3]; a vector's name (micro) means all its elements; "
+    "* and ? make a pattern (micro[*], mi*).",
+)
 @click.option(
     "--final/--intermediate",
     "final",
     default=None,
     help="Only final or only intermediate snapshots (default: both).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--after-time", type=float, metavar="T", help="Only those at or after simulation time T."
+)
+@click.option(
+    "--before-time", type=float, metavar="T", help="Only those at or before simulation time T."
+)
+@click.option(
+    "--trigger", metavar="TEXT", help="Only those with this trigger (exact, or a * pattern)."
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N snapshots.")
+@click.option(
+    "--order-by",
+    type=click.Choice([*ORDER_CHOICES, *(f"-{c}" for c in ORDER_CHOICES)]),
+    default="submission",
+    show_default=True,
+    help="Sort by this field; a leading - sorts descending (e.g. -timestamp).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (streamed, one object per snapshot)."
+)
 @click.pass_context
 def snapshots_command(
-    ctx: click.Context, run: str | None, instance: str | None, final: bool | None, as_json: bool
+    ctx: click.Context,
+    run: str | None,
+    instance: str | None,
+    final: bool | None,
+    after_time: float | None,
+    before_time: float | None,
+    trigger: str | None,
+    limit: int | None,
+    order_by: str,
+    as_json: bool,
 ) -> None:
     """List recorded snapshots, in run and recorded order."""
+    from catalog.snapshot_query import QueryError
+
+    if after_time is not None and before_time is not None and after_time > before_time:
+        raise click.UsageError(
+            f"--after-time {after_time} is later than --before-time {before_time}"
+        )
     catalog = get_options(ctx).open(ctx, create=False, read_only=True)
-    records = catalog.snapshots(run=run, instance=instance, final=final)
-    if as_json:
-        echo_json([record.to_json() for record in records])
-        return
+    filters: dict[str, Any] = {
+        "run": run,
+        "instance": instance,
+        "final": final,
+        "after_time": after_time,
+        "before_time": before_time,
+        "trigger": trigger,
+        "limit": limit,
+        "order_by": order_by,
+    }
+    try:
+        if as_json:
+            # Streamed: constant memory however many snapshots the campaign has.
+            _echo_json_stream(record.to_json() for record in catalog.iter_snapshots(**filters))
+            return
+        records = catalog.snapshots(**filters)
+    except QueryError as exc:
+        raise click.UsageError(str(exc)) from exc
     from rich.text import Text
 
     table = listing_table(
@@ -61,6 +128,16 @@ def snapshots_command(
             Text(", ".join(record.triggers)),
         )
     stdout().print(table)
+
+
+def _echo_json_stream(objects: Iterable[dict[str, Any]]) -> None:
+    """A JSON array written object by object, as ``echo_json`` would print the whole list."""
+    first = True
+    for value in objects:
+        text = json.dumps(value, indent=2, allow_nan=False)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def _kind(record: SnapshotRecord) -> str:
