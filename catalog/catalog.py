@@ -904,6 +904,22 @@ class Catalog:
         )
         return self._workflow_records_where(WorkflowSnapshotRow.id.in_(having))
 
+    def workflow_snapshot_ids_by_members(
+        self, run_id: int, member_sets: Sequence[dict[str, int | None]]
+    ) -> dict[str, int]:
+        """Which of these member sets the run has recorded as workflow snapshots.
+
+        Returns:
+            members key (:func:`catalog.db.identity.members_key`) -> workflow snapshot id.
+        """
+        keys = list(dict.fromkeys(members_key(members) for members in member_sets))
+        query = select(WorkflowSnapshotRow.members_key, WorkflowSnapshotRow.id).where(
+            WorkflowSnapshotRow.run_id == run_id
+        )
+        with self.read_session() as session:
+            rows = select_in_chunks(session, query, WorkflowSnapshotRow.members_key, keys)
+            return {str(key): int(wid) for key, wid in rows}
+
     def workflow_snapshot(self, workflow_snapshot_id: int) -> WorkflowSnapshotRecord:
         """One workflow snapshot by id.
 

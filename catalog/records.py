@@ -250,6 +250,45 @@ class SnapshotRecord:
         }
 
 
+@dataclass(frozen=True)
+class AlternativeWorkflowSnapshot:
+    """A workflow snapshot that contains a given snapshot (:func:`catalog.workflows_containing`).
+
+    One of possibly many consistent combinations, found among all of a run's
+    snapshots, not only those the registry recorded.
+
+    Attributes:
+        rank: 1 for the newest, then in the order found.
+        run: The run's name.
+        run_id: The run's catalog id.
+        timestamp: The largest finite member timestamp (None if there is none).
+        members: Instance -> snapshot record, None where the instance restarts.
+        member_ids: Instance -> snapshot id, None where the instance restarts.
+        workflow_snapshot_id: The recorded workflow snapshot with exactly these
+            members, if the catalog has one (``resume --id`` takes it).
+    """
+
+    rank: int
+    run: str
+    run_id: int
+    timestamp: float | None
+    members: dict[str, SnapshotRecord | None]
+    member_ids: dict[str, int | None]
+    workflow_snapshot_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``muscle-catalog workflows --containing ID --json`` prints."""
+        return {
+            "rank": self.rank,
+            "run": self.run,
+            "run_id": self.run_id,
+            "timestamp": json_float(self.timestamp),
+            "workflow_snapshot_id": self.workflow_snapshot_id,
+            "member_ids": dict(self.member_ids),
+            "members": {i: str(s.path) if s else None for i, s in self.members.items()},
+        }
+
+
 def json_float(value: float | None) -> float | str | None:
     """A float as JSON allows it: NaN and infinities become ``"NaN"``, ``"Infinity"``, ...
 

@@ -14,13 +14,20 @@ gives:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from catalog.catalog import Catalog
+from catalog.db.identity import members_key
 from catalog.enums import SnapshotStatus, Source
 from catalog.errors import ResumeSelectionError
-from catalog.records import NewWorkflowSnapshot, SnapshotRecord
+from catalog.records import (
+    AlternativeWorkflowSnapshot,
+    NewWorkflowSnapshot,
+    RecordList,
+    SnapshotRecord,
+)
 from catalog.resume_file import MemberSummary, describe
 from catalog.run_dir import load_ymmsl
 from catalog.topology import Topology
@@ -141,7 +148,7 @@ def _new_workflow(
 
 def workflows_containing(
     catalog: Catalog, snapshot_id: int, *, limit: int = 10
-) -> list[dict[str, SnapshotRecord | None]]:
+) -> RecordList[AlternativeWorkflowSnapshot]:
     """Workflow snapshots containing one snapshot, among all of its run's snapshots.
 
     Unlike the registry, which keeps only the newest workflow snapshot per
@@ -154,7 +161,8 @@ def workflows_containing(
         limit: At most this many results.
 
     Returns:
-        Instance -> snapshot record (None: restart from scratch), per result.
+        The alternatives, newest first, each with its members' records and
+        ids, and the id of the recorded workflow snapshot it equals, if any.
     """
     target = catalog.snapshot(snapshot_id)
     topology = _topology(catalog, target.run_id, target.run)
@@ -165,5 +173,24 @@ def workflows_containing(
         if snapshot.id == snapshot_id:
             fixed = node
     if fixed is None:
-        return []
-    return [payloads(workflow) for workflow in graph.workflows_containing(fixed, limit=limit)]
+        return RecordList()
+    found: list[dict[str, SnapshotRecord | None]] = [
+        payloads(workflow) for workflow in graph.workflows_containing(fixed, limit=limit)
+    ]
+    member_ids = [{i: s.id if s else None for i, s in members.items()} for members in found]
+    recorded = catalog.workflow_snapshot_ids_by_members(target.run_id, member_ids)
+    return RecordList(
+        AlternativeWorkflowSnapshot(
+            rank=rank,
+            run=target.run,
+            run_id=target.run_id,
+            timestamp=max(
+                (s.timestamp for s in members.values() if s and math.isfinite(s.timestamp)),
+                default=None,
+            ),
+            members=members,
+            member_ids=ids,
+            workflow_snapshot_id=recorded.get(members_key(ids)),
+        )
+        for rank, (members, ids) in enumerate(zip(found, member_ids, strict=True), start=1)
+    )

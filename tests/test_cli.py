@@ -365,7 +365,9 @@ def test_alternatives_containing_a_snapshot(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     found = strict_json(result.stdout)
     assert 1 <= len(found) <= 2
-    assert all(w["macro"] == macro_last for w in found)
+    assert all(w["members"]["macro"] == macro_last for w in found)
+    assert all(w["member_ids"]["macro"] == record.id for w in found)
+    assert [w["rank"] for w in found] == list(range(1, len(found) + 1))
 
 
 def test_catalog_option_before_or_after_the_command_version_and_short_help(

@@ -113,15 +113,23 @@ def test_alternatives_are_listed_lazily_with_a_limit(tmp_path: Path) -> None:
         found = workflows_containing(catalog, snapshot_id, limit=50)
         assert len(found) == 50
         assert (
-            len({tuple(sorted((i, s.id if s else None) for i, s in w.items())) for w in found})
+            len(
+                {
+                    tuple(sorted((i, s.id if s else None) for i, s in w.members.items()))
+                    for w in found
+                }
+            )
             == 50
         )
         topology = Topology.from_configuration(stream.configuration())
         for workflow in found:
-            assert any(s is not None and s.id == snapshot_id for s in workflow.values())
-            for instance, snapshot in workflow.items():
+            assert any(s is not None and s.id == snapshot_id for s in workflow.members.values())
+            assert workflow.member_ids == {
+                i: s.id if s else None for i, s in workflow.members.items()
+            }
+            for instance, snapshot in workflow.members.items():
                 for peer in topology.peers(instance):
-                    other = workflow[peer]
+                    other = workflow.members[peer]
                     assert snapshots_consistent(
                         topology.port_pairs(instance, peer),
                         snapshot.port_message_counts if snapshot else {},

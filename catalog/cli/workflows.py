@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 from catalog.cli.group import cli, get_options
-from catalog.cli.output import echo_json, listing_table, stdout
+from catalog.cli.output import echo_json, float_text, listing_table, stdout
 from catalog.errors import CatalogError
 
 if TYPE_CHECKING:  # imported by the commands that use them (see catalog.cli)
     from catalog.catalog import Catalog
-    from catalog.records import SnapshotRecord
+    from catalog.records import AlternativeWorkflowSnapshot
 
 
 @cli.command("workflows")
@@ -74,21 +74,26 @@ def workflows_command(
     stdout().print(table)
 
 
-def _print_alternatives(found: list[dict[str, SnapshotRecord | None]], as_json: bool) -> None:
-    from rich.table import Table
+def _print_alternatives(found: list[AlternativeWorkflowSnapshot], as_json: bool) -> None:
     from rich.text import Text
 
     if as_json:
-        echo_json(
-            [{i: str(s.path) if s else None for i, s in workflow.items()} for workflow in found]
-        )
+        echo_json([alternative.to_json() for alternative in found])
         return
-    table = Table(title=f"{len(found)} workflow snapshots (newest first)")
-    table.add_column("#")
-    table.add_column("members (snapshot id, '-' restarts from scratch)", overflow="fold")
-    for number, workflow in enumerate(found, start=1):
-        members = ", ".join(f"{i}={s.id if s else '-'}" for i, s in workflow.items())
-        table.add_row(str(number), Text(members))
+    table = listing_table(
+        f"{len(found)} workflow snapshots (newest first)",
+        ("#", "t", "recorded as", "members (snapshot id; '-' restarts from scratch)"),
+        fixed=("#", "t", "recorded as"),
+    )
+    for alternative in found:
+        members = ", ".join(f"{i}={sid or '-'}" for i, sid in alternative.member_ids.items())
+        recorded = alternative.workflow_snapshot_id
+        table.add_row(
+            str(alternative.rank),
+            float_text(alternative.timestamp),
+            "" if recorded is None else f"workflow {recorded}",
+            Text(members),
+        )
     stdout().print(table)
 
 
