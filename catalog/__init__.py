@@ -62,10 +62,12 @@ if TYPE_CHECKING:
     from catalog.maintenance.verify import VerifyReport, verify
     from catalog.message import ClosePort, Grid, Message, Milestone
     from catalog.records import (
+        AlternativeWorkflowSnapshot,
         NewSnapshot,
         NewWorkflowSnapshot,
         RecordList,
         RunRecord,
+        RunSummary,
         SnapshotRecord,
         WorkflowSnapshotRecord,
     )
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     from catalog.run_import import ImportReport, import_run_directories, import_run_directory
     from catalog.snapshot import Snapshot, SnapshotMetadata
     from catalog.snapshot_data import load_snapshot
+    from catalog.snapshot_query import QueryError
     from catalog.topology import TopologyError
 
 #: Where each public name lives. Names are imported on first use (PEP 562), so
@@ -117,6 +120,9 @@ _LAZY = {
     "ResumeSelectionError": "catalog.errors",
     "RunDirectoryError": "catalog.errors",
     "RunRecord": "catalog.records",
+    "RunSummary": "catalog.records",
+    "AlternativeWorkflowSnapshot": "catalog.records",
+    "QueryError": "catalog.snapshot_query",
     "RunStatus": "catalog.enums",
     "SchemaVersionError": "catalog.errors",
     "SettingError": "catalog.errors",
@@ -157,6 +163,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "CATALOG_ENV",
+    "AlternativeWorkflowSnapshot",
     "Catalog",
     "CatalogError",
     "CatalogNotFoundError",
@@ -174,6 +181,7 @@ __all__ = [
     "NewSnapshot",
     "NewWorkflowSnapshot",
     "NotACatalogError",
+    "QueryError",
     "RecordList",
     "ReindexReport",
     "RelocateReport",
@@ -182,6 +190,7 @@ __all__ = [
     "RunDirectoryError",
     "RunRecord",
     "RunStatus",
+    "RunSummary",
     "SchemaVersionError",
     "SettingError",
     "Snapshot",
