@@ -359,8 +359,12 @@ class RawSqliteSide:
                     index = columns.index("snapshot_id")
                     if statement.many:
                         params = [(*row[:index], new_id, *row[index + 1 :]) for row in params]
-                    else:
-                        params = (*params[:index], new_id, *params[index + 1 :])
+                    else:  # one row, or several in one multi-row INSERT
+                        width = len(columns)
+                        params = [
+                            new_id if i % width == index else value
+                            for i, value in enumerate(params)
+                        ]
             elif not statement.many and isinstance(params, tuple) and self.path in params:
                 params = tuple(path if p == self.path else p for p in params)
             if statement.many:

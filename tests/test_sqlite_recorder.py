@@ -62,6 +62,8 @@ def _snapshots(run_dir: Path) -> list[NewSnapshot]:
                 {"port_message_counts": {"f_i": [4]}},
             ),
         ),
+        # More ports than one multi-row INSERT takes (the recorder's executemany).
+        ("micro[4]", Snapshot(["t"], 2.0, {f"p{p}": [p] for p in range(70)}, False, Message(4.0))),
     ]
     return [
         NewSnapshot(
