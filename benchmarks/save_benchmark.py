@@ -287,7 +287,8 @@ class RawSqliteSide:
     set-up (pragmas), those of the last save the record. Each replay gives
     the snapshot a path and a submission order of its own (both unique) and
     its child rows the new snapshot's id, and fetches every query's rows as
-    the recorder does.
+    the recorder does (a submission order the INSERT computes itself is
+    left to it).
     """
 
     def __init__(self, work: Path, data: Any) -> None:
@@ -316,7 +317,11 @@ class RawSqliteSide:
         insert = next(s for s in self.statements if _table_of(s.sql) == "snapshots")
         columns = _columns_of(insert.sql)
         self.path = insert.params[columns.index("path")]
-        self.order = int(insert.params[columns.index("submission_order")])
+        # An INSERT that computes the submission order itself needs no new one per replay.
+        self.order_given = "MAX(" not in insert.sql.upper()
+        self.order = (
+            int(insert.params[columns.index("submission_order")]) if self.order_given else 0
+        )
         self.replays = 0
         self.connection = sqlite3.connect(db_file, isolation_level=None)
         for statement in self.setup:
@@ -346,15 +351,20 @@ class RawSqliteSide:
                 columns = _columns_of(statement.sql)
                 params = list(params)
                 params[columns.index("path")] = path
-                params[columns.index("submission_order")] = order
+                if self.order_given:
+                    params[columns.index("submission_order")] = order
             elif table is not None and new_id is not None:
                 columns = _columns_of(statement.sql)
                 if "snapshot_id" in columns:
                     index = columns.index("snapshot_id")
                     if statement.many:
                         params = [(*row[:index], new_id, *row[index + 1 :]) for row in params]
-                    else:
-                        params = (*params[:index], new_id, *params[index + 1 :])
+                    else:  # one row, or several in one multi-row INSERT
+                        width = len(columns)
+                        params = [
+                            new_id if i % width == index else value
+                            for i, value in enumerate(params)
+                        ]
             elif not statement.many and isinstance(params, tuple) and self.path in params:
                 params = tuple(path if p == self.path else p for p in params)
             if statement.many:

@@ -18,12 +18,13 @@ import datetime as dt
 import json
 import math
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
@@ -41,6 +42,7 @@ from catalog.db.bulk import (
 )
 from catalog.db.engine import READ_ONLY, create_catalog_engine
 from catalog.db.identity import members_key
+from catalog.db.rows import child_rows, snapshot_row, written_metadata
 from catalog.db.schema import (
     Run,
     SnapshotPort,
@@ -66,6 +68,7 @@ from catalog.naming import instance_sort_key
 from catalog.records import (
     NewSnapshot,
     NewWorkflowSnapshot,
+    RecordedSnapshot,
     RecordList,
     RunRecord,
     RunSummary,
@@ -73,6 +76,9 @@ from catalog.records import (
     WorkflowSnapshotRecord,
 )
 from catalog.snapshot_query import SnapshotFilter
+
+if TYPE_CHECKING:
+    from catalog.db.pg_recorder import PgSnapshotRecorder
 
 #: Rows per transaction when recording in bulk (import, reindex).
 BULK_BATCH_SIZE = 2000
@@ -113,6 +119,8 @@ class Catalog:
         if db_file is not None:
             self.read_only = check_sqlite_file(db_file, create=create, read_only=read_only)
         self.lock_timeout_s = lock_timeout() if lock_timeout_s is None else lock_timeout_s
+        self._pg_recorder_instance: PgSnapshotRecorder | None = None
+        self._pg_recorder_lock = threading.Lock()
         self.engine = create_catalog_engine(
             url,
             network_filesystem=network_filesystem,
@@ -129,6 +137,10 @@ class Catalog:
 
     def close(self) -> None:
         """Release the database connections."""
+        with self._pg_recorder_lock:
+            if self._pg_recorder_instance is not None:
+                self._pg_recorder_instance.close()
+                self._pg_recorder_instance = None
         self.engine.dispose()
 
     def __enter__(self) -> Catalog:
@@ -459,6 +471,36 @@ class Catalog:
             CatalogError: A snapshot with this path is already recorded (the
                 existing row is left as it is).
         """
+        snapshot_id, _order = self._insert_snapshot(run_id, new)
+        return self._records_where(SnapshotFilter(), SnapshotRow.id == snapshot_id)[0]
+
+    def record_snapshot_metadata(self, run_id: int, new: NewSnapshot) -> RecordedSnapshot:
+        """Record one snapshot as cheaply as the backend allows; nothing is read back.
+
+        This is the instance side's save (:class:`catalog.instance.SnapshotManager`):
+        the manager's metadata is built from the values written
+        (:func:`catalog.db.rows.written_metadata`), and equals
+        ``to_metadata()`` of the record :meth:`record_snapshot` would read
+        back. On PostgreSQL the whole transaction is one network round trip
+        (:mod:`catalog.db.pg_recorder`, on a connection of its own, kept
+        until :meth:`close`); on SQLite it is the transaction of
+        :meth:`record_snapshot` without the read.
+
+        Raises:
+            CatalogError: A snapshot with this path is already recorded, or
+                there is no run ``run_id``; nothing is written.
+        """
+        if self._dialect == "postgresql":
+            return self._pg_recorder().record(run_id, self.stored_path(new.path), new)
+        snapshot_id, order = self._insert_snapshot(run_id, new)
+        row = snapshot_row(run_id, self.stored_path(new.path), order, new, dt.datetime.now(dt.UTC))
+        children = child_rows(snapshot_id, new.snapshot)
+        return RecordedSnapshot(
+            snapshot_id, order, written_metadata(row, children, new.snapshot_filename)
+        )
+
+    def _insert_snapshot(self, run_id: int, new: NewSnapshot) -> tuple[int, int]:
+        """Insert one snapshot through the ORM's session; its id and submission order."""
         stored = self.stored_path(new.path)
         with self.write_session() as session:
             lock_run(session, run_id)
@@ -470,7 +512,33 @@ class Catalog:
                 )
             order = next_submission_order(session, run_id)
             snapshot_id = insert_snapshots(session, run_id, [(stored, order, new)])[0]
-        return self._records_where(SnapshotFilter(), SnapshotRow.id == snapshot_id)[0]
+        return snapshot_id, order
+
+    def _pg_recorder(self) -> PgSnapshotRecorder:
+        """The PostgreSQL recorder, on a connection taken from the engine (opened once).
+
+        The connection is detached from the engine's pool, since the recorder
+        switches it to autocommit, and has the pool's set-up (``search_path``
+        from the URL, ``lock_timeout``). One that broke (the server went
+        away) is replaced at the next save.
+        """
+        from catalog.db.pg_recorder import PgSnapshotRecorder
+
+        with self._pg_recorder_lock:
+            recorder = self._pg_recorder_instance
+            if recorder is not None and not recorder.usable:
+                recorder.close()
+                recorder = None
+            if recorder is None:
+                pooled = self.engine.raw_connection()
+                connection = pooled.driver_connection
+                if connection is None:  # pragma: no cover - a checked-out connection has one
+                    raise CatalogError(f"No database connection to {self.location}")
+                pooled.detach()
+                connection.autocommit = True
+                recorder = PgSnapshotRecorder(connection, self.location)
+                self._pg_recorder_instance = recorder
+            return recorder
 
     def record_snapshots(
         self,

@@ -462,11 +462,13 @@ class SnapshotManager:
         """Record a stored file; the manager's metadata is built from what was recorded.
 
         Through the light recorder when it applies (see
-        :meth:`_sqlite_recorder`), else through the full Catalog, whose
-        record is read back. If the catalog cannot be written (locked for
-        longer than the lock timeout, disk full, read-only, damaged, database
-        down) the snapshot file is safe on disk, and the manager gets the
-        metadata from the file's content instead. What happens then is the
+        :meth:`_sqlite_recorder`), else through the full Catalog's
+        :meth:`~catalog.catalog.Catalog.record_snapshot_metadata` (one round
+        trip on PostgreSQL); neither reads the record back. If the catalog
+        cannot be written (locked for longer than the lock timeout, disk full,
+        read-only, damaged, database down) the snapshot file is safe on
+        disk, and the manager gets the metadata from the file's content
+        instead. What happens then is the
         user's choice (``MUSCLE_CATALOG_ON_ERROR``, see ``docs/saving.md``):
         by default a warning naming the cause, the catalog and the command
         that records the file later, and the simulation goes on; with
@@ -490,7 +492,8 @@ class SnapshotManager:
             recorder = self._sqlite_recorder()
             if recorder is not None:
                 return self._record_light(recorder, new), None
-            return self.catalog.record_snapshot(self._run_record().id, new).to_metadata(), None
+            recorded = self.catalog.record_snapshot_metadata(self._run_record().id, new)
+            return recorded.metadata, None
         except _catalog_errors() as exc:
             message = self._not_recorded_message(stored.path, exc)
             metadata = SnapshotMetadata.from_snapshot(snapshot, str(stored.path))
@@ -534,11 +537,14 @@ class SnapshotManager:
     def _record_light(self, recorder: SqliteSnapshotRecorder, new: NewSnapshot) -> SnapshotMetadata:
         """Record through the light recorder; the first save also finds or creates the run."""
         run_dir = run_dir_of(self._snapshot_directory) or self._snapshot_directory
-        configuration = None
-        if self._recorder_run_id is None:
-            configuration = read_configuration_text(run_dir)
+        if self._recorder_run_id is not None:  # the run is known: no yMMSL to read again
+            _run_id, _snapshot_id, metadata = recorder.record(
+                self._recorder_run_id, new, run_dir=run_dir
+            )
+            return metadata
+        configuration = read_configuration_text(run_dir)
         self._recorder_run_id, _snapshot_id, metadata = recorder.record(
-            self._recorder_run_id,
+            None,
             new,
             run_dir=run_dir,
             model_name=model_name_of_text(configuration, run_dir / CONFIGURATION_FILE),
@@ -550,12 +556,17 @@ class SnapshotManager:
 def _catalog_errors() -> tuple[type[Exception], ...]:
     """The errors that mean the catalog cannot be used now (logged; the save goes on).
 
-    SQLAlchemy's errors count only once SQLAlchemy is imported: before that,
-    nothing can have raised one, and importing it to name them would cost
-    every instance the start-up the light recorder saves.
+    SQLAlchemy's and psycopg's errors count only once they are imported:
+    before that, nothing can have raised one, and importing them to name them
+    would cost every instance the start-up the light recorder saves. psycopg's
+    own errors reach here from :mod:`catalog.db.pg_recorder`, which does not
+    go through SQLAlchemy.
     """
     errors: tuple[type[Exception], ...] = (CatalogError, OSError, sqlite3.Error)
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy_exc is not None:
         errors += (sqlalchemy_exc.SQLAlchemyError,)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors += (psycopg.Error,)
     return errors

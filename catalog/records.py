@@ -82,6 +82,22 @@ class NewWorkflowSnapshot:
 
 
 @dataclass(frozen=True)
+class RecordedSnapshot:
+    """What recording one snapshot gives back, from the values written (nothing read back).
+
+    Attributes:
+        snapshot_id: The new row's id.
+        submission_order: Its submission order in its run.
+        metadata: The metadata for MUSCLE3's manager, equal to
+            ``to_metadata()`` of the record read back.
+    """
+
+    snapshot_id: int
+    submission_order: int
+    metadata: SnapshotMetadata
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One run of the campaign.
 

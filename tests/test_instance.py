@@ -388,7 +388,7 @@ def test_catalog_failure_keeps_the_file_and_still_tells_the_manager(
         def database_down(*_args: object) -> None:
             raise CatalogError("the database server went away")
 
-        monkeypatch.setattr(cat, "record_snapshot", database_down)
+        monkeypatch.setattr(cat, "record_snapshot_metadata", database_down)
         saver.save_snapshot(Message(0.2), False, ["t"], 2.0, None, Settings())
         metadata = submitted(manager)
         assert Path(metadata.snapshot_filename) == tmp_path / "snaps" / "macro_1.pack"

@@ -62,6 +62,8 @@ def _snapshots(run_dir: Path) -> list[NewSnapshot]:
                 {"port_message_counts": {"f_i": [4]}},
             ),
         ),
+        # More ports than one multi-row INSERT takes (the recorder's executemany).
+        ("micro[4]", Snapshot(["t"], 2.0, {f"p{p}": [p] for p in range(70)}, False, Message(4.0))),
     ]
     return [
         NewSnapshot(
@@ -167,6 +169,33 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
         assert read_run.model_name == "light_model"
         assert read_run.status == "running"
         assert read_run.source == "live"
+
+
+def test_a_save_of_a_known_run_is_five_statements(tmp_path: Path) -> None:
+    """BEGIN, the row (its order computed, its id returned), one INSERT per child table, COMMIT."""
+    db_file = tmp_path / "cat.sqlite"
+    open_catalog(db_file).close()
+    recorder = SqliteSnapshotRecorder.open(db_file)
+    assert recorder is not None
+    run_dir = tmp_path / "run"
+    first, second, third = _snapshots(run_dir)[:3]
+    run_id, _sid, _metadata = recorder.record(None, first, run_dir=run_dir)
+    executed: list[str] = []
+    recorder._connection.set_trace_callback(executed.append)
+    recorder.record(run_id, second, run_dir=run_dir)  # triggers and ports, no settings
+    assert [sql.split(" (")[0] for sql in executed] == [
+        "BEGIN IMMEDIATE",
+        'INSERT INTO "snapshots"',
+        'INSERT INTO "snapshot_triggers"',
+        'INSERT INTO "snapshot_ports"',
+        "COMMIT",
+    ]
+    executed.clear()
+    recorder.record(run_id, third, run_dir=run_dir)  # many ports, settings: one INSERT each
+    assert len(executed) == 6
+    recorder.close()
+    with open_catalog(db_file) as cat:
+        assert [r.submission_order for r in cat.snapshots()] == [1, 2, 3]
 
 
 def test_an_existing_run_gets_what_it_lacks_and_a_path_is_recorded_once(tmp_path: Path) -> None:

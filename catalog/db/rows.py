@@ -1,26 +1,30 @@
 """The column values of a recorded snapshot's rows, for every path that writes them.
 
 A snapshot is recorded as a ``snapshots`` row plus child rows (triggers,
-ports, port counts, settings). Two paths write them: :mod:`catalog.db.bulk`
-through SQLAlchemy (import, the registry, the instance side on PostgreSQL)
-and :mod:`catalog.db.sqlite_recorder` through the stdlib ``sqlite3`` (the
-instance side on a SQLite catalog). Both take the table names, column names
-and values from here, so that they cannot store a snapshot differently: the
-NaN split of floats, the settings' JSON, the port order and slot rows are
-decided once. Nothing here imports SQLAlchemy.
+ports, settings). Three paths write them: :mod:`catalog.db.bulk` through
+SQLAlchemy (import, the registry, ``Catalog.record_snapshot``),
+:mod:`catalog.db.sqlite_recorder` through the stdlib ``sqlite3`` (the
+instance side on a SQLite catalog) and :mod:`catalog.db.pg_recorder`
+through psycopg (the instance side on PostgreSQL). All take the table
+names, column names and values from here, so that they cannot store a
+snapshot differently: the NaN split of floats, the settings' JSON, the port
+order and counts are decided once; and the recorders build the manager's
+metadata from those values (:func:`written_metadata`). Nothing here imports
+SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
-from catalog.db.floats import split_float
+from catalog.db.floats import join_float, split_float
 
 if TYPE_CHECKING:  # catalog.snapshot imports numpy and ymmsl, which reading never needs
     from catalog.records import NewSnapshot
-    from catalog.snapshot import Snapshot
+    from catalog.snapshot import Snapshot, SnapshotMetadata
 
 #: The table of snapshot rows.
 SNAPSHOTS = "snapshots"
@@ -119,3 +123,40 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return str(value)
+
+
+def written_metadata(
+    row: dict[str, Any], children: dict[str, list[tuple[Any, ...]]], snapshot_filename: str
+) -> SnapshotMetadata:
+    """The manager's metadata from the values written, as a read-back record would give it.
+
+    Every recorder gives the manager this rather than reading the new rows
+    back: the values are the ones just written, and reading them back would
+    cost a save several more statements (round trips, on PostgreSQL).
+
+    The same conversions as :meth:`catalog.records.SnapshotRecord.to_metadata`
+    of a record read back: NaN from its flag, a missing wallclock time as 0.
+    """
+    wallclock = join_float(row["wallclock_time"], row["wallclock_time_nan"])
+    timestamp = join_float(row["timestamp"], row["timestamp_nan"])
+    counts = {
+        port: _counts_of(slot_counts)
+        for _sid, port, _position, _num_slots, slot_counts in children[PORTS[0]]
+    }
+    from catalog.snapshot import SnapshotMetadata
+
+    return SnapshotMetadata(
+        triggers=[str(trigger) for _sid, _position, trigger in children[TRIGGERS[0]]],
+        wallclock_time=wallclock if wallclock is not None else 0.0,
+        timestamp=timestamp if timestamp is not None else math.nan,
+        next_timestamp=join_float(row["next_timestamp"], row["next_timestamp_nan"]),
+        port_message_counts=counts,
+        is_final_snapshot=bool(row["is_final_snapshot"]),
+        snapshot_filename=snapshot_filename,
+    )
+
+
+def _counts_of(stored: str) -> list[int]:
+    """The slot counts of :func:`counts_json`'s text (``[3,3,2]``), without a JSON parser."""
+    inner = stored[1:-1]
+    return [int(count) for count in inner.split(",")] if inner else []

@@ -9,7 +9,12 @@ Inside a run the catalog is nearly always a SQLite file already at this
 release's schema revision (the registry or ``muscle-catalog init`` created
 it), and then one save is a handful of plain INSERTs: this module does just
 that, in one ``BEGIN IMMEDIATE`` transaction, and gives back the metadata
-built from the values it wrote.
+built from the values it wrote. A save is as few statements as SQLite
+allows: the snapshot row's INSERT computes its submission order and gives
+back its id (``RETURNING``), one INSERT per child table (all its rows in
+one statement), and the checks
+("a path is recorded once", "the run exists") are the database's own
+constraints, turned into the full Catalog's errors when they refuse a row.
 
 It is a second writer of the same tables, so what keeps it in step with the
 schema:
@@ -32,14 +37,12 @@ never recorded twice", run creation, stored paths) say where they come from.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
+import functools
 import os
 import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from catalog.db.floats import join_float
 from catalog.db.revision import (
     SCHEMA_REVISION,
     VERSION_TABLE,
@@ -48,11 +51,10 @@ from catalog.db.revision import (
 )
 from catalog.db.rows import (
     CHILD_TABLES,
-    PORTS,
     SNAPSHOTS,
-    TRIGGERS,
     child_rows,
     snapshot_row,
+    written_metadata,
 )
 from catalog.db.sqlite_settings import (
     SQLITE_BUSY_TIMEOUT_S,
@@ -91,9 +93,34 @@ def driver_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat(" ")
 
 
-def _insert(table: str, columns: tuple[str, ...] | list[str]) -> str:
+#: Child rows up to this many go in one multi-row INSERT (half the cost of
+#: ``executemany`` for a save's few rows); more go through ``executemany``,
+#: well below SQLite's limit on bound parameters.
+_ROWS_PER_INSERT = 64
+
+
+@functools.cache
+def _insert(table: str, columns: tuple[str, ...], rows: int = 1) -> str:
+    """An INSERT of ``rows`` rows (one statement, cached per table and count)."""
     quoted = ", ".join(f'"{c}"' for c in columns)
-    return f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(columns))})'
+    row = f"({', '.join('?' * len(columns))})"
+    return f'INSERT INTO "{table}" ({quoted}) VALUES {", ".join([row] * rows)}'
+
+
+def _insert_snapshot(columns: tuple[str, ...]) -> str:
+    """The INSERT of a snapshot row that computes its submission order and gives it back.
+
+    The order is the rule of :func:`catalog.db.bulk.next_submission_order`
+    (one more than the run's largest); the write lock taken by ``BEGIN
+    IMMEDIATE`` keeps it from racing other writers. The parameters are the
+    values of ``columns``, then the run's id once more.
+    """
+    quoted = ", ".join(f'"{c}"' for c in (*columns, "submission_order"))
+    return (
+        f'INSERT INTO "{SNAPSHOTS}" ({quoted}) VALUES ({", ".join("?" * len(columns))}, '
+        f'(SELECT COALESCE(MAX(submission_order), 0) + 1 FROM "{SNAPSHOTS}" WHERE run_id = ?)) '
+        "RETURNING id, submission_order"
+    )
 
 
 class SqliteSnapshotRecorder:
@@ -109,6 +136,7 @@ class SqliteSnapshotRecorder:
 
     def __init__(self, connection: sqlite3.Connection, db_file: Path) -> None:
         self._connection = connection
+        self._statements: dict[tuple[str, ...], str] = {}
         self.db_file = db_file
         self.root = db_file.parent
 
@@ -213,45 +241,61 @@ class SqliteSnapshotRecorder:
         connection = self._connection
         stored = self.stored_path(new.path)
         now = dt.datetime.now(dt.UTC)
+        row = snapshot_row(0, stored, 0, new, now)
+        row["recorded_at"] = driver_time(now)
+        del row["submission_order"]  # computed by the INSERT itself
+        columns = tuple(row)
+        statement = self._statements.get(columns)
+        if statement is None:
+            statement = self._statements[columns] = _insert_snapshot(columns)
         connection.execute("BEGIN IMMEDIATE")
         try:
             if run_id is None:
                 run_id = self._find_or_create_run(run_dir, model_name, configuration, now)
-            elif (
-                connection.execute("SELECT id FROM runs WHERE id = ?", (run_id,)).fetchone() is None
-            ):
-                raise CatalogError(f"No run with id {run_id} in the catalog")
-            existing = connection.execute(
-                "SELECT id FROM snapshots WHERE path = ?", (stored,)
-            ).fetchone()
-            if existing is not None:
-                raise CatalogError(
-                    f"{new.path} is already recorded in {self.db_file} (snapshot {existing[0]}); "
-                    "a snapshot file is never recorded twice."
-                )
-            # The rule of catalog.db.bulk.next_submission_order; the write lock
-            # taken by BEGIN IMMEDIATE keeps it from racing other writers.
-            (last,) = connection.execute(
-                "SELECT max(submission_order) FROM snapshots WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            order = 1 if last is None else int(last) + 1
-            row = snapshot_row(run_id, stored, order, new, now)
-            row["recorded_at"] = driver_time(row["recorded_at"])
-            columns = list(row)
-            cursor = connection.execute(_insert(SNAPSHOTS, columns), [row[c] for c in columns])
-            snapshot_id = cursor.lastrowid
-            if snapshot_id is None:  # pragma: no cover - sqlite3 always sets it after INSERT
-                raise CatalogError(f"SQLite gave no id for the new snapshot {new.path}")
+            row["run_id"] = run_id
+            try:
+                ((snapshot_id, order),) = connection.execute(
+                    statement, (*row.values(), run_id)
+                ).fetchall()
+            except sqlite3.IntegrityError as exc:
+                raise self._refused(exc, run_id, stored, new) from exc
             children = child_rows(snapshot_id, new.snapshot)
             for table, table_columns in CHILD_TABLES:
-                if children[table]:
-                    connection.executemany(_insert(table, table_columns), children[table])
+                rows = children[table]
+                if 0 < len(rows) <= _ROWS_PER_INSERT:
+                    connection.execute(
+                        _insert(table, table_columns, len(rows)),
+                        [value for values in rows for value in values],
+                    )
+                elif rows:
+                    connection.executemany(_insert(table, table_columns), rows)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        return run_id, snapshot_id, _metadata(row, children, new.snapshot_filename)
+        row["submission_order"] = order
+        return run_id, snapshot_id, written_metadata(row, children, new.snapshot_filename)
+
+    def _refused(
+        self, exc: sqlite3.IntegrityError, run_id: int, stored: str, new: NewSnapshot
+    ) -> Exception:
+        """The error for a snapshot row the database refused (the caller holds the lock).
+
+        The constraints say it, as :meth:`Catalog.record_snapshot`'s checks
+        would: the path's UNIQUE (already recorded) or the run's foreign key.
+        """
+        if "snapshots.path" in str(exc):
+            (existing,) = self._connection.execute(
+                "SELECT id FROM snapshots WHERE path = ?", (stored,)
+            ).fetchone()
+            return CatalogError(
+                f"{new.path} is already recorded in {self.db_file} (snapshot {existing}); "
+                "a snapshot file is never recorded twice."
+            )
+        if "FOREIGN KEY" in str(exc):
+            return CatalogError(f"No run with id {run_id} in the catalog")
+        return exc
 
     def _canonical_run_dir(self, run_dir: Path) -> str:
         """One run per real directory, by the rule of :meth:`Catalog.canonical_run_dir`.
@@ -319,28 +363,3 @@ def _version_table_problem(
         if tables is not None:
             return empty_version_table_error(location)
     return None
-
-
-def _metadata(
-    row: dict[str, Any], children: dict[str, list[tuple[Any, ...]]], snapshot_filename: str
-) -> SnapshotMetadata:
-    """The manager's metadata from the values written, as a read-back record would give it.
-
-    The same conversions as :meth:`catalog.records.SnapshotRecord.to_metadata`
-    of a record read back: NaN from its flag, a missing wallclock time as 0.
-    """
-    wallclock = join_float(row["wallclock_time"], row["wallclock_time_nan"])
-    timestamp = join_float(row["timestamp"], row["timestamp_nan"])
-    counts = {
-        port: [int(count) for count in json.loads(slot_counts)]
-        for _sid, port, _position, _num_slots, slot_counts in children[PORTS[0]]
-    }
-    return SnapshotMetadata(
-        triggers=[str(trigger) for _sid, _position, trigger in children[TRIGGERS[0]]],
-        wallclock_time=wallclock if wallclock is not None else 0.0,
-        timestamp=timestamp if timestamp is not None else math.nan,
-        next_timestamp=join_float(row["next_timestamp"], row["next_timestamp_nan"]),
-        port_message_counts=counts,
-        is_final_snapshot=bool(row["is_final_snapshot"]),
-        snapshot_filename=snapshot_filename,
-    )
