@@ -185,7 +185,7 @@ def _save_many(url: str, run_dir: str, writer: int, count: int) -> list[tuple[in
     """
     directory = Path(run_dir)
     results = []
-    with open_catalog(url) as catalog:
+    with open_catalog(url, create=True) as catalog:
         run = catalog.ensure_run(directory)
         for i in range(count):
             snapshot = Snapshot(["t"], float(i), {"o_i": [i]}, False, Message(float(i)))
@@ -209,7 +209,7 @@ def _save_many(url: str, run_dir: str, writer: int, count: int) -> list[tuple[in
 
 def test_concurrent_writers_get_distinct_submission_orders(pg_url: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    open_catalog(pg_url).close()
+    open_catalog(pg_url, create=True).close()
     jobs = [(pg_url, str(run_dir), writer, 20) for writer in range(4)]
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(_save_many, jobs)
@@ -229,7 +229,7 @@ def _conninfo(url: str) -> str:
 
 def test_one_save_is_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     """The protocol trace (libpq's) of a save: every message sent, then every answer."""
-    with open_catalog(pg_url) as catalog:
+    with open_catalog(pg_url, create=True) as catalog:
         run = catalog.ensure_run(tmp_path / "run")
         location = catalog.location
     first, second, _third, fourth = _snapshots(tmp_path / "run")

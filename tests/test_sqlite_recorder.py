@@ -174,7 +174,7 @@ def test_the_light_path_writes_the_rows_the_catalog_writes(tmp_path: Path) -> No
 def test_a_save_of_a_known_run_is_five_statements(tmp_path: Path) -> None:
     """BEGIN, the row (its order computed, its id returned), one INSERT per child table, COMMIT."""
     db_file = tmp_path / "cat.sqlite"
-    open_catalog(db_file).close()
+    open_catalog(db_file, create=True).close()
     recorder = SqliteSnapshotRecorder.open(db_file)
     assert recorder is not None
     run_dir = tmp_path / "run"

@@ -40,7 +40,6 @@ from catalog.errors import SnapshotFileError
 from catalog.naming import parse_pack_name, safe_id
 from catalog.records import NewSnapshot, RunRecord
 from catalog.run_dir import PackFile, scan_pack_files
-from catalog.spill import replay_spill_file, spill_files
 
 #: Called with (files checked so far, files to check).
 VerifyProgress = Callable[[int, int], None]
@@ -204,6 +203,10 @@ def _check_spill_files(
     catalog: Catalog, report: VerifyReport, runs: Iterable[RunRecord], fix: bool
 ) -> None:
     """Replay (with ``fix``) or report what a registry could not record before it shut down."""
+    # Imported here: replaying decodes submissions (numpy), which resume selection,
+    # a user of this module, never needs.
+    from catalog.spill import replay_spill_file, spill_files
+
     run_dirs = [r.run_dir for r in runs]
     for path in spill_files(catalog, run_dirs):
         if fix:
