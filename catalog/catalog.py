@@ -52,7 +52,7 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
-from catalog.db.sqlite_file import check_sqlite_file
+from catalog.db.sqlite_file import check_sqlite_file, read_only_cause
 from catalog.db.sqlite_settings import lock_timeout
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
@@ -160,10 +160,12 @@ class Catalog:
             CatalogReadOnlyError: The catalog was opened read-only.
         """
         if self.read_only:
+            db_file = sqlite_file(self.url)
+            cause = "opened read-only on purpose" if db_file is None else read_only_cause(db_file)
             raise CatalogReadOnlyError(
-                f"The catalog is read-only: {self.location} was opened for reading (its file, "
-                "directory or mount cannot be written, or read_only was asked for); nothing "
-                "was changed. Copy it somewhere writable to change it."
+                f"The catalog is read-only ({cause}): {self.location} was opened for reading; "
+                "nothing was changed. Copy it somewhere writable, or open it without "
+                "read_only, to change it."
             )
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session

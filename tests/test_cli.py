@@ -23,7 +23,9 @@ STATELESS = (RUNS / "v0.10/mm_stateless").absolute()
 STATELESS_RESUME = (RUNS / "v0.10/mm_stateless_resume").absolute()
 V011_PACK = (RUNS / "v0.11/mm_scalar/instances/macro/snapshots/macro_1.pack").absolute()
 JSON_KEYS = {
+    "id",
     "run",
+    "run_id",
     "instance",
     "path",
     "triggers",
@@ -136,7 +138,9 @@ def test_tables_list_runs_and_snapshots(catalog_url: str) -> None:
     runs = invoke(catalog_url, "runs")
     assert runs.exit_code == 0, runs.output
     (row,) = [line.split() for line in runs.stdout.splitlines() if "mm_stateless_resume" in line]
-    assert row[1:5] == ["mm_stateless_resume", "macro_micro", "unknown", "7"]
+    # id, name, model, status, started (date, time), sim. time, snapshots, workflow snapshots
+    assert row[1:4] == ["mm_stateless_resume", "macro_micro", "unknown"]
+    assert row[7:9] == ["7", "3"]
 
     table = invoke(catalog_url, "snapshots", "--run", "mm_stateless", "--instance", "micro")
     assert table.exit_code == 0, table.output
@@ -155,7 +159,7 @@ def test_runs_json(catalog_url: str) -> None:
     assert set(runs["mm_stateless"]) == {
         "id", "name", "run_dir", "model", "source", "status", "started_at", "finished_at",
         "resumed_from_run", "resumed_from_workflow_snapshot", "num_snapshots",
-        "num_workflow_snapshots",
+        "num_workflow_snapshots", "first_timestamp", "last_timestamp", "size_bytes",
     }  # fmt: skip
     assert runs["mm_stateless_resume"]["resumed_from_run"] == "mm_stateless"
     assert runs["mm_stateless"]["resumed_from_run"] is None

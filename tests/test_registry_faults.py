@@ -246,11 +246,6 @@ def holding_lock(catalog_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     returns the function that releases the lock.
     """
     if "://" not in catalog_url:
-        import catalog.db.engine as engine_module
-        import catalog.db.sqlite_settings as settings_module
-
-        monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_S", 0.1)
-        monkeypatch.setattr(settings_module, "SQLITE_BUSY_TIMEOUT_S", 0.1)
 
         def hold_sqlite(_run_id: int) -> Callable[[], None]:
             connection = sqlite3.connect(catalog_url, isolation_level=None)
@@ -262,7 +257,7 @@ def holding_lock(catalog_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
             return release
 
-        yield (lambda: open_catalog(catalog_url, create=True)), hold_sqlite
+        yield (lambda: open_catalog(catalog_url, create=True, lock_timeout_s=0.1)), hold_sqlite
         return
     url = make_url(catalog_url).update_query_dict({"application_name": APP_NAME})
     engine = create_engine(url)

@@ -401,7 +401,7 @@ from catalog.store import load_pack, load_pack_metadata
 
 big, run_dir, catalog_path = (Path(p) for p in sys.argv[1:4])
 size = big.stat().st_size
-cat = open_catalog(catalog_path)
+cat = open_catalog(catalog_path, create=True)
 cat.runs()
 with open("/proc/self/statm") as statm:
     used = int(statm.read().split()[0]) * resource.getpagesize()
@@ -427,7 +427,7 @@ def test_a_file_too_large_for_memory_is_a_clear_error_and_import_goes_on(
     big = macro_pack(run_dir, 10)
     shutil.copyfile(big_pack, big)
     catalog_path = tmp_path / "catalog.sqlite"
-    open_catalog(catalog_path).close()
+    open_catalog(catalog_path, create=True).close()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     args = [str(big), str(run_dir), str(catalog_path)]
     code = textwrap.dedent(_UNDER_MEMORY_LIMIT)

@@ -65,12 +65,12 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
     from rich.text import Text
 
     console = stdout()
-    # Narrow terminals drop the model and end time (``--json`` has every field).
+    # Narrow terminals drop the model, end time and directory (``--json`` has every field).
     wide = console.width >= 110
     columns = ["id", "name", "model", "status", "started", "finished", "sim. time"]
-    columns += ["snaps", "wfs", "size", "resumed from"]
+    columns += ["snaps", "wfs", "size", "resumed from", "run dir"]
     if not wide:
-        columns = [c for c in columns if c not in ("model", "finished")]
+        columns = [c for c in columns if c not in ("model", "finished", "run dir")]
     table = listing_table(
         f"Runs in {location}", tuple(columns), fixed=("id", "status", "snaps", "wfs", "size")
     )
@@ -90,6 +90,7 @@ def runs_command(ctx: click.Context, as_json: bool) -> None:
             "wfs": str(run.num_workflow_snapshots),
             "size": format_bytes(run.size_bytes),
             "resumed from": Text(origin),
+            "run dir": Text(str(run.run_dir)),
         }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)

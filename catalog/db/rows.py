@@ -98,9 +98,27 @@ def child_rows(snapshot_id: int, snapshot: Snapshot) -> dict[str, list[tuple[Any
     }
 
 
+#: The range of a message count the catalog stores: MUSCLE3 writes -1 for an
+#: unconnected F_INIT port, and the ``port_counts`` view reads counts as 64-bit
+#: integers, which every count a real run reaches fits in.
+COUNT_RANGE = range(-1, 2**63)
+
+
 def counts_json(slot_counts: list[int]) -> str:
-    """A port's slot counts as stored in ``snapshot_ports.counts``: a compact JSON array."""
-    return "[" + ",".join(str(int(count)) for count in slot_counts) + "]"
+    """A port's slot counts as stored in ``snapshot_ports.counts``: a compact JSON array.
+
+    Raises:
+        ValueError: A count is outside :data:`COUNT_RANGE` (corrupt metadata);
+            the snapshot is refused rather than stored where SQL cannot read it.
+    """
+    counts = [int(count) for count in slot_counts]
+    for count in counts:
+        if count not in COUNT_RANGE:
+            raise ValueError(
+                f"message count {count} is outside the range a catalog stores "
+                f"(-1 to 2**63 - 1): the snapshot's metadata is corrupt"
+            )
+    return "[" + ",".join(map(str, counts)) + "]"
 
 
 def _settings_items(snapshot: Snapshot) -> list[tuple[str, Any]]:

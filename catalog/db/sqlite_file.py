@@ -82,6 +82,8 @@ def probe_sqlite_file(path: Path) -> SqliteFileState:
             tables = frozenset(str(row[0]) for row in rows)
         finally:
             connection.close()
+    except sqlite3.OperationalError:
+        raise  # a database that cannot be read now (disk full, locked, I/O): not "not SQLite"
     except sqlite3.DatabaseError:
         return SqliteFileState(path, exists=True, writable=writable, kind="not-sqlite")
     if not tables:
@@ -110,6 +112,18 @@ def directory_writable(directory: Path) -> bool:
     except OSError:
         return False
     return os.access(directory, os.W_OK | os.X_OK)
+
+
+def read_only_cause(path: Path) -> str:
+    """Why ``path`` cannot be written, in the words an error message needs."""
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        return f"its directory {path.parent} cannot be reached"
+    if not is_writable(path):
+        return "permission denied"
+    return "opened read-only on purpose"
 
 
 def is_wal(path: Path) -> bool:
