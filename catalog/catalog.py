@@ -40,7 +40,7 @@ from catalog.db.bulk import (
     select_in_chunks,
 )
 from catalog.db.engine import READ_ONLY, create_catalog_engine
-from catalog.db.fast_read import fetch_all, fetch_batches, utc_time
+from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused, utc_time
 from catalog.db.identity import members_key
 from catalog.db.schema import (
     Run,
@@ -732,7 +732,7 @@ class Catalog:
         The runs' names are read apart, once per run rather than per row.
         """
         statement = self._snapshot_select(query, *extra)
-        with self.read_session() as session:
+        with self.read_session() as session, gc_paused():
             rows = fetch_all(session, statement)
             children = _Children()
             names: dict[int, str] = {}

@@ -15,7 +15,9 @@ typed values.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -75,3 +77,22 @@ def utc_time(value: dt.datetime | str) -> dt.datetime:
     """
     when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while building many records at once.
+
+    A hundred thousand records are millions of new objects with no cycles;
+    each collection the allocations trigger walks the whole (growing) heap
+    again, which costs a third of building them. Collection resumes after,
+    as it was.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
