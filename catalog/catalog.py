@@ -14,6 +14,7 @@ moved or copied off a cluster as a whole; other paths are stored absolute.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -756,7 +757,12 @@ class Catalog:
         Kept lean, since a notebook may ask for a hundred thousand records at
         once: no ORM objects, each directory's :class:`~pathlib.Path` built
         once and the file name joined to it, times and statuses looked up
-        once per distinct value.
+        once per distinct value. A frozen dataclass's ``__init__`` sets each
+        field through ``object.__setattr__``, which costs more than the rest
+        of building a record, so the record's instance dict is filled
+        directly: the same fields, so the record is equal and frozen alike
+        (see :func:`_fills_every_field` for when the constructor is used
+        instead).
         """
         root = None if self.root is None else str(self.root)
         triggers, ports, settings = children.triggers, children.ports, children.settings
@@ -766,6 +772,8 @@ class Catalog:
         child = _CHILD_PATH
         times: dict[Any, dt.datetime] = {}
         statuses = _STATUSES
+        new = object.__new__
+        fast: bool | None = None  # decided on the first row
         for (
             sid, run_id, instance, sequence, order, stored, filename, version,
             size, sha, wallclock, wallclock_nan, timestamp, timestamp_nan, next_ts,
@@ -781,31 +789,39 @@ class Catalog:
             recorded = times.get(recorded_at)
             if recorded is None:
                 recorded = times[recorded_at] = utc_time(recorded_at)
-            yield SnapshotRecord(
-                id=sid,
-                run=run_names[run_id],
-                run_id=run_id,
-                instance=instance,
-                sequence=sequence,
-                submission_order=order,
-                path=child(directory, name) if name and name != "." else directory / name,
-                snapshot_filename=filename,
-                format_version=version,
-                size_bytes=size,
-                sha256=sha,
-                triggers=tuple(triggers.get(sid, no_triggers)),
-                wallclock_time=nan if wallclock_nan else (wallclock or 0.0),
-                timestamp=nan if timestamp_nan or timestamp is None else timestamp,
-                next_timestamp=nan if next_ts_nan else next_ts,
-                port_message_counts=ports.get(sid) or {},
-                is_final_snapshot=bool(is_final),
-                is_implicit=bool(is_implicit),
-                settings_overlay=settings.get(sid) or {},
-                status=statuses.get(status) or SnapshotStatus(status),
-                recorded_at=recorded,
-                copied_from_snapshot_id=copied_from,
-                status_changed_at=utc_time(changed_at) if changed_at else None,
-            )
+            fields = {
+                "id": sid,
+                "run": run_names[run_id],
+                "run_id": run_id,
+                "instance": instance,
+                "sequence": sequence,
+                "submission_order": order,
+                "path": child(directory, name) if name and name != "." else directory / name,
+                "snapshot_filename": filename,
+                "format_version": version,
+                "size_bytes": size,
+                "sha256": sha,
+                "triggers": tuple(triggers.get(sid, no_triggers)),
+                "wallclock_time": nan if wallclock_nan else (wallclock or 0.0),
+                "timestamp": nan if timestamp_nan or timestamp is None else timestamp,
+                "next_timestamp": nan if next_ts_nan else next_ts,
+                "port_message_counts": ports.get(sid) or {},
+                "is_final_snapshot": bool(is_final),
+                "is_implicit": bool(is_implicit),
+                "settings_overlay": settings.get(sid) or {},
+                "status": statuses.get(status) or SnapshotStatus(status),
+                "recorded_at": recorded,
+                "copied_from_snapshot_id": copied_from,
+                "status_changed_at": utc_time(changed_at) if changed_at else None,
+            }
+            if fast is None:
+                fast = _fills_every_field(fields)
+            if fast:
+                record = new(SnapshotRecord)
+                record.__dict__.update(fields)
+                yield record
+            else:
+                yield SnapshotRecord(**fields)
 
     # -- workflow snapshots -------------------------------------------------------------
 
@@ -1081,6 +1097,22 @@ _RECORD_COLUMNS = (
     SnapshotRow.copied_from_snapshot_id,
     SnapshotRow.status_changed_at,
 )
+
+
+def _fills_every_field(fields: dict[str, Any]) -> bool:
+    """Whether a record can be built by filling its dict with ``fields``.
+
+    Only if they are exactly the dataclass's fields and nothing else runs on
+    construction (no ``__post_init__``, no slots); should
+    :class:`~catalog.records.SnapshotRecord` ever change that way, records
+    are built by its constructor again, slower but right.
+    """
+    names = {f.name for f in dataclasses.fields(SnapshotRecord)}
+    return (
+        set(fields) == names
+        and not hasattr(SnapshotRecord, "__post_init__")
+        and "__slots__" not in vars(SnapshotRecord)
+    )
 
 
 def _run_names(session: Session, run_id: int | None) -> dict[int, str]:

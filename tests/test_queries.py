@@ -307,3 +307,18 @@ def test_a_record_reads_back_equal_from_every_query(campaign: Catalog) -> None:
     record: SnapshotRecord = campaign.snapshots(run="mm_vector5")[3]
     assert campaign.snapshot_by_path(record.path) == record
     assert campaign.snapshots(run=record.run_id, instance=record.instance, limit=50).count(record)
+
+
+def test_records_read_in_bulk_are_whole_frozen_dataclasses(campaign: Catalog) -> None:
+    import dataclasses
+
+    for record in campaign.snapshots(run="mm_vector5"):
+        fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        built = SnapshotRecord(**fields)
+        assert built == record
+        assert vars(built) == vars(record)  # every field, nothing else
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.instance = "other"  # type: ignore[misc]
+        assert isinstance(record.path, Path) and record.path == Path(str(record.path))
+        assert record.path.is_absolute()
+        assert record.recorded_at.tzinfo is not None
