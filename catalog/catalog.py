@@ -588,8 +588,15 @@ class Catalog:
             for rows in fetch_batches(session, self._snapshot_select(query), batch_size):
                 ids = [row[0] for row in rows]
                 children = _Children()
-                for start in range(0, len(ids), IN_CHUNK):
-                    _load_children(session, ids[start : start + IN_CHUNK], children)
+                low, high = min(ids), max(ids)
+                if high - low < 2 * len(ids):
+                    # Ids close together (a run in submission order): their
+                    # children by id range, three short statements; a few of
+                    # other snapshots come along and are never looked up.
+                    _load_children(session, range(low, high + 1), children)
+                else:
+                    for start in range(0, len(ids), IN_CHUNK):
+                        _load_children(session, ids[start : start + IN_CHUNK], children)
                 yield from self._build_records(rows, children, names)
 
     def snapshot_filter(
@@ -1146,12 +1153,17 @@ def _load_children(session: Session, ids: Any, children: _Children) -> None:
 
     Args:
         session: The read session (its transaction is the consistent view).
-        ids: A list of ids, a SELECT of ids, or None for every snapshot.
+        ids: A list of ids, a SELECT of ids, a range of ids, or None for every
+            snapshot.
         children: Where to add them.
     """
 
     def restricted(statement: Any, column: Any) -> Any:
-        return statement if ids is None else statement.where(column.in_(ids))
+        if ids is None:
+            return statement
+        if isinstance(ids, range):
+            return statement.where(column.between(ids.start, ids.stop - 1))
+        return statement.where(column.in_(ids))
 
     loads = json.loads
     triggers = children.triggers
