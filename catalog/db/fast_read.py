@@ -1,15 +1,15 @@
 """Reading many rows without SQLAlchemy's per-row work, for the big snapshot reads.
 
 A read of a hundred thousand snapshots (``cat.snapshots(run=...)``,
-``iter_snapshots``) spends more time in SQLAlchemy's result rows and type
-processors than in SQLite. On SQLite the statement is therefore compiled
-once and run as driver SQL on the session's own connection (so inside the
-session's read transaction, seeing the same state as its other statements),
-giving the driver's plain tuples; the only processing the catalog's columns need there is
-turning the text SQLite keeps for a datetime back into a datetime, which
-:func:`utc_time` does, as SQLAlchemy would (``datetime.fromisoformat``).
-Other backends go through SQLAlchemy as usual: their drivers already give
-typed values.
+``iter_snapshots``) spent more time in SQLAlchemy's ORM result rows and type
+processors than in SQLite. On SQLite the statement is therefore compiled and
+run as driver SQL on the session's own connection (so inside the session's
+read transaction, seeing the same state as its other statements), and the
+rows are the driver's plain tuples. The only processing the catalog's
+columns need then is turning the text SQLite keeps for a datetime back into
+a datetime, which :func:`utc_time` does as SQLAlchemy would
+(``datetime.fromisoformat``); booleans are 0/1, which the records test as
+such. Other backends go through SQLAlchemy as before.
 """
 
 from __future__ import annotations
