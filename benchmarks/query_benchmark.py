@@ -5,8 +5,8 @@ One command::
     python benchmarks/query_benchmark.py                 # 10 runs x 100 instances x 1000 steps
     python benchmarks/query_benchmark.py --smoke         # 2 x 5 x 20, seconds
 
-The catalog is built once into ``--cache`` (reused while its size is the
-same): the schema through :func:`catalog.catalog.open_catalog`, then the rows
+The catalog is built once into ``--cache`` (reused while its size and schema
+revision are the same): the schema through :func:`catalog.catalog.open_catalog`, then the rows
 inserted with the stdlib ``sqlite3`` ``executemany`` straight into the real
 tables, with the column values :mod:`catalog.db.rows` and
 :mod:`catalog.db.identity` write. Every snapshot has a trigger, two ports and
@@ -58,6 +58,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from catalog.catalog import open_catalog  # noqa: E402
 from catalog.db.identity import members_key  # noqa: E402
+from catalog.db.revision import SCHEMA_REVISION  # noqa: E402
 from catalog.db.rows import PORTS, SETTINGS, TRIGGERS, counts_json, settings_json  # noqa: E402
 from catalog.db.sqlite_recorder import driver_time, orm_time  # noqa: E402
 
@@ -193,11 +194,12 @@ def build_catalog(db_file: Path, size: Size) -> None:
 
 
 def cached_catalog(cache: Path, size: Size) -> Path:
-    """The catalog of this size in ``cache``, built if absent (or left half-built)."""
+    """The catalog of this size in ``cache``, built if absent, half-built or of an older schema."""
     directory = cache / f"catalog-{size.tag}"
     db_file = directory / "catalog.sqlite"
     done = directory / "complete"
-    if done.exists():
+    stamp = f"{size.tag} {SCHEMA_REVISION}\n"
+    if done.exists() and done.read_text() == stamp:
         print(f"Reusing the catalog {db_file} ({size.snapshots:,} snapshots)")
         return db_file
     shutil.rmtree(directory, ignore_errors=True)
@@ -205,7 +207,7 @@ def cached_catalog(cache: Path, size: Size) -> Path:
     print(f"Building {db_file} ({size.snapshots:,} snapshots)...", flush=True)
     start = time.perf_counter()
     build_catalog(db_file, size)
-    done.write_text(f"{size.tag}\n")
+    done.write_text(stamp)
     print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
     return db_file
 
