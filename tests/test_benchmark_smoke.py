@@ -43,3 +43,18 @@ def test_import_benchmark_runs_both_sides_and_prints_the_tables() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ratio import / floor:" in done.stdout
     assert "per-instance time, largest / smallest:" in done.stdout
+
+
+def test_query_benchmark_builds_its_catalog_and_prints_every_measurement(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCHMARKS / "query_benchmark.py"), "--smoke",
+               "--cache", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Building" in done.stdout
+    for line in ("snapshots_frame() (200 rows)", "snapshots(run=...) (100 records)",
+                 "latest_workflow_snapshot(run) (40 wf)", "CLI snapshots --json --run (100)",
+                 "run_id plan: SEARCH runs USING COVERING INDEX ix_runs_name"):  # fmt: skip
+        assert line in done.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Reusing the catalog" in again.stdout

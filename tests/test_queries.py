@@ -371,3 +371,18 @@ def test_runs_json_has_the_span_counts_and_bytes(campaign: Catalog) -> None:
         assert shown["size_bytes"] == run.size_bytes > 0
         assert shown["num_workflow_snapshots"] == run.num_workflow_snapshots
         assert shown["started_at"] == run.created_at.isoformat()
+
+
+def test_records_read_in_bulk_are_whole_frozen_dataclasses(campaign: Catalog) -> None:
+    import dataclasses
+
+    for record in campaign.snapshots(run="mm_vector5"):
+        fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        built = SnapshotRecord(**fields)
+        assert built == record
+        assert vars(built) == vars(record)  # every field, nothing else
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.instance = "other"  # type: ignore[misc]
+        assert isinstance(record.path, Path) and record.path == Path(str(record.path))
+        assert record.path.is_absolute()
+        assert record.recorded_at.tzinfo is not None
