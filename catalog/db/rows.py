@@ -159,6 +159,8 @@ def add_child_rows(
 
 def counts_json(slot_counts: list[int]) -> str:
     """A port's slot counts as stored in ``snapshot_ports.counts``: a compact JSON array."""
+    if len(slot_counts) == 1:  # most ports: one slot
+        return f"[{int(slot_counts[0])}]"
     return "[" + ",".join(map(str, map(int, slot_counts))) + "]"
 
 
