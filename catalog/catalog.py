@@ -581,13 +581,28 @@ class Catalog:
                 progress(len(batch))
         return added
 
-    def record_snapshot_batch(self, run_id: int, batch: Sequence[NewSnapshot]) -> dict[str, int]:
+    def record_snapshot_batch(
+        self,
+        run_id: int,
+        batch: Sequence[NewSnapshot],
+        *,
+        stored: Sequence[str] | None = None,
+    ) -> dict[str, int]:
         """Record a batch in one transaction, skipping recorded paths; give back the new ids.
+
+        Args:
+            run_id: The run they belong to.
+            batch: The snapshots, in submission order.
+            stored: ``stored_path(item.path)`` of each item, if the caller
+                has them already (the registry keys its submissions by them).
 
         Returns:
             ``stored_path(path)`` -> id for the snapshots recorded now.
         """
-        stored = [self.stored_path(item.path) for item in batch]
+        if stored is None:
+            stored = [self.stored_path(item.path) for item in batch]
+        elif len(stored) != len(batch):
+            raise ValueError("record_snapshot_batch: one stored path per snapshot is needed")
         with self.write_session() as session:
             lock_run(session, run_id)
             known = set(ids_by_path(session, stored))

@@ -506,13 +506,12 @@ class SnapshotRegistry:
         """Look the submissions up and record those the instances did not record themselves."""
         keys = [p.payload.key for p in items]
         known = self.catalog.snapshot_ids(keys, already_stored=True)
-        missing = [
-            new_snapshot(p.payload.submission, Path(p.payload.path))
-            for p in items
-            if p.payload.key not in known
-        ]
-        if missing:
-            added = self.catalog.record_snapshot_batch(self.run.id, missing)
+        unknown = [p.payload for p in items if p.payload.key not in known]
+        if unknown:
+            missing = [new_snapshot(p.submission, Path(p.path)) for p in unknown]
+            added = self.catalog.record_snapshot_batch(
+                self.run.id, missing, stored=[p.key for p in unknown]
+            )
             with self._stats_lock:
                 self.stats.recorded_for_manager += len(added)
             known.update(added)

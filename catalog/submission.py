@@ -293,12 +293,12 @@ def new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     otherwise (or if it cannot be read) the row is built from the metadata
     and marked missing, so that the workflow snapshot can still name it.
     """
-    from catalog.store import load_pack
-
     parsed = parse_pack_name(os.path.basename(path))
     sequence = parsed[1] if parsed else None
     filename = submission.metadata.snapshot_filename
     if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
+        from catalog.store import load_pack  # only then: it imports the payload codecs
+
         try:
             loaded = load_pack(path)
         except SnapshotFileError as exc:

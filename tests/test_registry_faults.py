@@ -166,20 +166,23 @@ def test_every_kind_of_malformed_metadata_is_rejected_alone(
 def test_a_snapshot_the_database_refuses_is_isolated_from_its_batch(
     catalog: Catalog, tmp_path: Path, clean: Outcome
 ) -> None:
-    """Metadata that passes the checks but a .pack file whose counts no catalog can store."""
-    bad_file = tmp_path / BAD_FILE
+    """Metadata that passes the checks, of a .pack file whose number no catalog can store.
+
+    Port counts are stored as JSON text (any size), so the refused value is
+    the file name's sequence number, beyond a 64-bit integer column.
+    """
+    refused_name = "instances/macro/snapshots/macro_99999999999999999999.pack"
+    bad_file = tmp_path / refused_name
     bad_file.parent.mkdir(parents=True)
     template = next(m for i, m in STREAM.submissions if i == "macro")
-    snapshot = _snapshot_of(template)
-    snapshot.port_message_counts = {"o_i": [2**63 + 5], "s": [0]}
-    bad_file.write_bytes(encode_snapshot(snapshot))
+    bad_file.write_bytes(encode_snapshot(_snapshot_of(template)))
     # synchronous: recorded as they come, so the bad one shares a batch with good ones
     registry = registry_for(catalog, tmp_path)
-    feed(registry, with_bad({}))
+    feed(registry, with_bad({"snapshot_filename": refused_name}))
     registry.shutdown()
     assert registry.stats.rejected == 1
     assert "the catalog refused the snapshot" in registry.stats.errors[0]
-    assert BAD_FILE in registry.stats.errors[0]
+    assert refused_name in registry.stats.errors[0]
     assert outcome(catalog, registry.run.id, tmp_path) == clean
 
 
@@ -191,20 +194,19 @@ def _snapshot_of(metadata: dict[str, Any]) -> Any:
 
 def test_bisecting_a_refused_batch_records_every_other_item(catalog: Catalog) -> None:
     run = catalog.ensure_run(Path("/runs/bisect"))
-    bad_names = {7: "count"}
+    bad_names = {7: "number"}  # beyond a 64-bit integer column (counts are JSON: any size)
     if catalog.url.get_backend_name() == "postgresql":
         bad_names[13] = "nul"  # PostgreSQL text cannot hold NUL; SQLite's can
     items = []
     for n in range(20):
         snapshot = _snapshot_of(STREAM.submissions[0][1])
         path = f"/runs/bisect/instances/macro/snapshots/macro_{n}.pack"
-        if bad_names.get(n) == "count":
-            snapshot.port_message_counts = {"o_i": [2**70]}
+        sequence = 2**70 if bad_names.get(n) == "number" else n
         if bad_names.get(n) == "nul":
             path = f"/runs/bisect/instances/macro/snapshots/mac\x00ro_{n}.pack"
         items.append(
-            NewSnapshot("macro", Path(path), os.path.basename(path), snapshot, None, None, n,
-                        status=SnapshotStatus.MISSING)
+            NewSnapshot("macro", Path(path), os.path.basename(path), snapshot, None, None,
+                        sequence, status=SnapshotStatus.MISSING)
         )  # fmt: skip
     refused: list[int] = []
     record_isolating(

@@ -1,14 +1,15 @@
 """Bulk SQL: inserting snapshot rows with their child rows, and looking many keys up at once.
 
 Import and the registry record thousands of snapshots at a time, each with a
-row per trigger, port, port slot and setting; a thousand-slot macro port is a
-thousand ``port_counts`` rows. Going through the ORM row by row would cost
-more than the database's own work, so this module talks to the driver's
-``executemany`` directly, doing each column's type conversion once.
+row per trigger, port (its slots' counts as one JSON array) and setting.
+Going through the ORM row by row would cost more than the database's own
+work, so this module builds the rows as tuples and talks to the driver's
+``executemany`` directly, doing each column's type conversion once, and
+finds the new ids by submission order in one range scan.
 
-Lookups by a list of keys (paths, ids) go through :func:`select_in_chunks`,
-which keeps every ``IN (...)`` list below the bound-parameter limits of SQLite
-and PostgreSQL.
+Lookups by a list of keys (paths, ids) go through :func:`select_in_chunks`
+(or plain driver SQL for paths, :func:`ids_by_path`), which keeps every
+``IN (...)`` list below the bound-parameter limits of SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from typing import Any, TypeVar, TypeVarTuple
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from catalog.db.rows import CHILD_TABLES, SNAPSHOTS, child_rows, snapshot_row
+from catalog.db.rows import (
+    CHILD_TABLES,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOTS,
+    add_child_rows,
+    snapshot_values,
+)
 from catalog.db.schema import Base, Run, SnapshotRow
 from catalog.errors import CatalogError
 from catalog.records import NewSnapshot
@@ -54,9 +61,23 @@ def select_in_chunks(
 
 
 def ids_by_path(session: Session, paths: Sequence[str]) -> dict[str, int]:
-    """Stored path -> id of the recorded snapshots among ``paths``."""
-    query = select(SnapshotRow.path, SnapshotRow.id)
-    return {path: sid for path, sid in select_in_chunks(session, query, SnapshotRow.path, paths)}
+    """Stored path -> id of the recorded snapshots among ``paths``.
+
+    Plain driver SQL: the registry looks up thousands of paths per batch, and
+    SQLAlchemy's expanding ``IN`` costs more per statement than the index
+    lookups themselves.
+    """
+    connection = session.connection()
+    marker = _marker(connection.dialect.paramstyle)
+    found: dict[str, int] = {}
+    for start in range(0, len(paths), IN_CHUNK):
+        chunk = list(paths[start : start + IN_CHUNK])
+        statement = (
+            f"SELECT path, id FROM {SNAPSHOTS} WHERE path IN ({', '.join([marker] * len(chunk))})"
+        )
+        for path, sid in connection.exec_driver_sql(statement, tuple(chunk)):
+            found[path] = sid
+    return found
 
 
 def lock_run(session: Session, run_id: int) -> None:
@@ -86,59 +107,88 @@ def insert_snapshots(
     Args:
         session: The write session (with the run locked).
         run_id: The run they belong to.
-        rows: ``(stored path, submission order, snapshot)`` per new row.
+        rows: ``(stored path, submission order, snapshot)`` per new row; the
+            orders are new in the run.
 
     Returns:
         The new ids, in the order of ``rows``.
     """
-    params = [
-        snapshot_row(run_id, stored, order, new, dt.datetime.now(dt.UTC))
-        for stored, order, new in rows
-    ]
-    # One executemany, then the ids by path (unique): an ordered RETURNING makes
-    # SQLite insert row by row, ten times slower for a batch of thousands.
-    names = list(params[0])
-    executemany(session, SNAPSHOTS, names, [tuple(p[c] for c in names) for p in params])
-    paths = [stored for stored, _order, _new in rows]
-    by_path = ids_by_path(session, paths)
-    ids = [by_path[path] for path in paths]
-    children: dict[str, list[tuple[Any, ...]]] = {table: [] for table, _columns in CHILD_TABLES}
+    if not rows:
+        return []
+    now = dt.datetime.now(dt.UTC)  # one transaction, one time of recording
+    values = [snapshot_values(run_id, stored, order, new, now) for stored, order, new in rows]
+    # The values are typed as the columns' processors would make them (see
+    # snapshot_values), so they go to the driver as they are.
+    executemany(session, SNAPSHOTS, SNAPSHOT_COLUMNS, values, convert=False)
+    # One executemany, then the ids by (run, submission order), which the
+    # unique index on those columns serves as one range scan: an ordered
+    # RETURNING makes SQLite insert row by row, ten times slower for a batch
+    # of thousands, and looking the ids up by path costs a statement per
+    # few hundred paths.
+    orders = [order for _stored, order, _new in rows]
+    by_order = ids_by_order(session, run_id, min(orders), max(orders))
+    ids = [by_order[order] for order in orders]
+    triggers: list[tuple[Any, ...]] = []
+    ports: list[tuple[Any, ...]] = []
+    settings: list[tuple[Any, ...]] = []
     for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
-        for table, values in child_rows(snapshot_id, new.snapshot).items():
-            children[table].extend(values)
-    for table, columns in CHILD_TABLES:
-        if children[table]:
-            executemany(session, table, columns, children[table])
+        add_child_rows(snapshot_id, new.snapshot, triggers, ports, settings)
+    for (table, columns), values_of in zip(CHILD_TABLES, (triggers, ports, settings), strict=True):
+        if values_of:
+            executemany(session, table, columns, values_of)
     return ids
 
 
+def ids_by_order(session: Session, run_id: int, first: int, last: int) -> dict[int, int]:
+    """Submission order -> id of a run's snapshots with orders from ``first`` to ``last``."""
+    marker = _marker(session.connection().dialect.paramstyle)
+    statement = (
+        f"SELECT submission_order, id FROM {SNAPSHOTS} WHERE run_id = {marker} "
+        f"AND submission_order >= {marker} AND submission_order <= {marker}"
+    )
+    rows = session.connection().exec_driver_sql(statement, (run_id, first, last))
+    return {int(order): int(sid) for order, sid in rows}
+
+
 def executemany(
-    session: Session, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    convert: bool = True,
 ) -> None:
     """Insert many rows with the driver's ``executemany``.
 
     Bulk rows (port counts above all: one per slot) outnumber anything else;
     SQLAlchemy's per-row parameter handling would cost more than the
     database's work. Each column's type conversion (booleans and datetimes on
-    SQLite, say) is looked up once and applied here instead.
+    SQLite, say) is looked up once and applied here instead; ``convert=False``
+    skips it for rows whose values are already what the driver takes.
     """
     connection = session.connection()
     dialect = connection.dialect
     table_columns = Base.metadata.tables[table].c
-    converted = [
-        (index, processor)
-        for index, name in enumerate(columns)
-        if (processor := table_columns[name].type.bind_processor(dialect)) is not None
-    ]
-    if converted:
-        rows = [_converted(row, converted) for row in rows]
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    if convert:
+        converted = [
+            (index, processor)
+            for index, name in enumerate(columns)
+            if (processor := table_columns[name].type.bind_processor(dialect)) is not None
+        ]
+        if converted:
+            rows = [_converted(row, converted) for row in rows]
+    marker = _marker(dialect.paramstyle)
     quote = dialect.identifier_preparer.quote
     statement = (
         f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     connection.exec_driver_sql(statement, list(rows))
+
+
+def _marker(paramstyle: str) -> str:
+    """The driver's parameter placeholder (``?`` for sqlite3, ``%s`` for psycopg)."""
+    return "?" if paramstyle == "qmark" else "%s"
 
 
 def _converted(
