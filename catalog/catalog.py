@@ -42,7 +42,7 @@ from catalog.db.bulk import (
     select_in_chunks,
 )
 from catalog.db.engine import READ_ONLY, create_catalog_engine
-from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused, utc_time
+from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused
 from catalog.db.identity import members_key
 from catalog.db.rows import child_rows, snapshot_row, written_metadata
 from catalog.db.schema import (
@@ -56,6 +56,7 @@ from catalog.db.schema import (
 )
 from catalog.db.sqlite_file import check_sqlite_file, read_only_cause
 from catalog.db.sqlite_settings import lock_timeout
+from catalog.db.times import utc_time
 from catalog.db.versioning import ensure_schema, upgrade_location
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 from catalog.errors import CatalogError, CatalogReadOnlyError
@@ -429,8 +430,8 @@ class Catalog:
                 run_dir=self.resolve_path(run.run_dir),
                 model_name=run.model_name,
                 source=Source(run.source),
-                created_at=_utc(run.created_at),
-                finished_at=_utc(run.finished_at) if run.finished_at else None,
+                created_at=utc_time(run.created_at),
+                finished_at=utc_time(run.finished_at) if run.finished_at else None,
                 resumed_from_run_id=run.resumed_from_run_id,
                 num_snapshots=int(n),
                 status=RunStatus(run.status),
@@ -1156,7 +1157,7 @@ class Catalog:
                         description=row.description,
                         resume_file=self.resolve_path(row.resume_file) if row.resume_file else None,
                         source=Source(row.source),
-                        created_at=_utc(row.created_at),
+                        created_at=utc_time(row.created_at),
                         status=WorkflowStatus(row.status),
                     )
                 )
@@ -1187,11 +1188,6 @@ def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, fl
         for sid, ts in select_in_chunks(session, query, SnapshotRow.id, sorted(snapshot_ids))
         if ts is not None and abs(ts) != float("inf")
     }
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    """Times are stored in UTC; SQLite gives them back naive, so say so again."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 #: The columns a :class:`SnapshotRecord` is built from, in the order ``_build_records`` unpacks.

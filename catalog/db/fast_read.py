@@ -14,13 +14,14 @@ such. Other backends go through SQLAlchemy as before.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+from catalog.db.times import utc_time as utc_time
 
 
 def _driver_result(session: Session, statement: Any) -> Any | None:
@@ -67,16 +68,6 @@ def fetch_batches(
             yield rows
     finally:
         result.close()
-
-
-def utc_time(value: dt.datetime | str) -> dt.datetime:
-    """A stored time as an aware UTC datetime, whether the driver gave text or a datetime.
-
-    SQLite keeps times as text, with or without a ``+00:00`` zone (the ORM
-    and the ``sqlite3`` adapter spell them differently); both are UTC.
-    """
-    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 @contextmanager

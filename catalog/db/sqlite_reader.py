@@ -21,13 +21,13 @@ no journal mode is set, and a file this process cannot write is opened with
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from pathlib import Path
 
 from catalog.db.revision import SCHEMA_REVISION, VERSION_TABLE
 from catalog.db.sqlite_file import reading_uri
 from catalog.db.sqlite_settings import SQLITE_BUSY_TIMEOUT_S, apply_busy_timeout
+from catalog.db.times import utc_time
 from catalog.enums import RunStatus, Source
 from catalog.records import RecordList, RunRecord
 
@@ -79,8 +79,8 @@ def sqlite_runs(db_file: Path) -> RecordList[RunRecord] | None:
             run_dir=_resolve(row[2], root),
             model_name=row[3],
             source=Source(row[4]),
-            created_at=_utc(row[5]),
-            finished_at=_utc(row[6]) if row[6] is not None else None,
+            created_at=utc_time(row[5]),
+            finished_at=utc_time(row[6]) if row[6] is not None else None,
             resumed_from_run_id=row[7],
             num_snapshots=int(row[10]),
             status=RunStatus(row[8]),
@@ -98,9 +98,3 @@ def _resolve(stored: str, root: Path) -> Path:
     """A stored path made absolute, as :meth:`catalog.catalog.Catalog.resolve_path` does."""
     path = Path(stored)
     return path if path.is_absolute() else root / path
-
-
-def _utc(stored: str) -> dt.datetime:
-    """A stored time (UTC, written without zone by the ORM) as an aware datetime."""
-    when = dt.datetime.fromisoformat(stored)
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

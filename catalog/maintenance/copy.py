@@ -28,7 +28,6 @@ leaves the target as it was, and running it again merges only what is missing.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -52,6 +51,7 @@ from catalog.db.schema import (
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
+from catalog.db.times import utc_time
 from catalog.errors import CatalogError
 
 #: Rows per INSERT statement.
@@ -93,13 +93,6 @@ def _table(model: Any) -> Table:
 def _rows(session: Session, model: Any) -> list[dict[str, Any]]:
     table = _table(model)
     return [dict(row._mapping) for row in session.execute(select(table))]
-
-
-def _utc(when: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives times back naive (they are UTC); PostgreSQL needs to be told."""
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=dt.UTC)
 
 
 class _Paths:
@@ -183,8 +176,8 @@ def _merge(
             run_dir=run_dir,
             resumed_from_run_id=None,
             resumed_from_workflow_snapshot_id=None,
-            created_at=_utc(row["created_at"]),
-            finished_at=_utc(row["finished_at"]),
+            created_at=utc_time(row["created_at"]),
+            finished_at=utc_time(row["finished_at"]) if row["finished_at"] else None,
         )
         new_id = session.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
         run_map[row["id"]] = new_id
@@ -222,8 +215,10 @@ def _merge(
             snapshot_filename=paths.filename(row["snapshot_filename"]),
             submission_order=order,
             copied_from_snapshot_id=None,
-            recorded_at=_utc(row["recorded_at"]),
-            status_changed_at=_utc(row["status_changed_at"]),
+            recorded_at=utc_time(row["recorded_at"]),
+            status_changed_at=(
+                utc_time(row["status_changed_at"]) if row["status_changed_at"] else None
+            ),
         )
         added_snapshots.append((row["id"], values))
     _insert(session, SnapshotRow, [values for _old, values in added_snapshots])
@@ -296,7 +291,7 @@ def _merge(
             members_key=key,
             completed_by_snapshot_id=None if completed is None else snapshot_map.get(completed),
             resume_file=paths(row["resume_file"]),
-            created_at=_utc(row["created_at"]),
+            created_at=utc_time(row["created_at"]),
         )
         new_id = session.execute(
             insert(WorkflowSnapshotRow).values(**values).returning(WorkflowSnapshotRow.id)

@@ -60,6 +60,7 @@ from sqlalchemy.orm import Session
 
 from catalog.catalog import Catalog
 from catalog.db.schema import Run, SnapshotRow, WorkflowSnapshotMember, WorkflowSnapshotRow
+from catalog.db.times import utc_time
 from catalog.enums import RunStatus, SnapshotStatus, WorkflowStatus
 from catalog.maintenance.retention import RetentionPolicy, WorkflowInfo, per_run
 
@@ -200,10 +201,6 @@ class GcReport:
         return None if self.max_size is None else self.size_after <= self.max_size
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
-
-
 def load_state(session: Session) -> CampaignState:
     """Read the rows gc decides over, in the session's transaction."""
     runs = {
@@ -221,7 +218,7 @@ def load_state(session: Session) -> CampaignState:
             size_bytes=row.size_bytes,
             status=SnapshotStatus(row.status),
             is_final=bool(row.is_final_snapshot),
-            recorded_at=_utc(row.recorded_at),
+            recorded_at=utc_time(row.recorded_at),
             copied_from=row.copied_from_snapshot_id,
         )
         for row in session.execute(
@@ -263,7 +260,7 @@ def load_state(session: Session) -> CampaignState:
                 run_id=run_id,
                 sequence=sequence,
                 timestamp=timestamp,
-                created_at=_utc(created_at),
+                created_at=utc_time(created_at),
                 all_final=bool(own) and all(snapshots[s].is_final for s in own),
             )
         )
