@@ -132,14 +132,8 @@ _VIEWS_0003: Mapping[str, str | Mapping[str, str]] = MappingProxyType(
     """,
             }
         ),
-        "port_count_overview": """
-        SELECT r.name AS run, s.run_id, s.instance, s.id AS snapshot_id, p.port,
-               p.position AS port_position, c.slot, c.count
-        FROM port_counts c
-        JOIN snapshot_ports p ON p.snapshot_id = c.snapshot_id AND p.port = c.port
-        JOIN snapshots s ON s.id = c.snapshot_id
-        JOIN runs r ON r.id = s.run_id
-    """,
+        # Unchanged: it reads ``port_counts``, which is now the view above.
+        "port_count_overview": _VIEWS_0001["port_count_overview"],
         "workflow_snapshot_overview": MappingProxyType(
             {
                 "sqlite": f"""
