@@ -27,7 +27,8 @@ COMPONENTS = Path(__file__).parent / "e2e" / "components.py"
 BIN = Path(sys.executable).parent
 
 
-def _model(micros: int) -> str:
+def model_configuration(micros: int, t_max: float = 1.0, every: float = 0.3) -> str:
+    """The yMMSL of a macro and ``micros`` micros, checkpointed every ``every`` and at the end."""
     program = f"    executable: {sys.executable}\n"
     return f"""ymmsl_version: v0.2
 models:
@@ -53,11 +54,11 @@ programs:
 {program}    args: [{COMPONENTS}, micro]
 settings:
   macro.dt: 0.1
-  macro.t_max: 1.0
+  macro.t_max: {t_max}
 checkpoints:
   at_end: true
   simulation_time:
-  - every: 0.3
+  - every: {every}
 """
 
 
@@ -81,7 +82,7 @@ def test_run_record_pick_and_resume(tmp_path: Path) -> None:
     if not (BIN / "muscle-catalog-manager").exists():
         pytest.skip(f"the package's commands are not installed beside {sys.executable}")
     model = tmp_path / "model.ymmsl"
-    model.write_text(_model(3))
+    model.write_text(model_configuration(3))
     catalog_file = tmp_path / "campaign.sqlite"
     env = dict(os.environ, MUSCLE_SNAPSHOT_CATALOG=str(catalog_file))
 

@@ -51,10 +51,10 @@ from catalog.watch import (
 )
 
 from .conftest import RUNS
+from .test_end_to_end import model_configuration
 
 REPLAYED = ["v0.10/mm_vector5", "v0.11/mm_scalar", "v0.7/mm_scalar"]
 BIN = Path(sys.executable).parent
-COMPONENTS = Path(__file__).parent / "e2e" / "components.py"
 
 #: Fast polling for tests; the pauses in half-written files are several polls long.
 INTERVAL = 0.05
@@ -587,40 +587,6 @@ def test_signals_stop_the_command_cleanly(
 # --------------------------------------------------------------------------- a real run
 
 
-def _model() -> str:
-    program = f"    executable: {sys.executable}\n"
-    return f"""ymmsl_version: v0.2
-models:
-  counting:
-    description: macro with 2 micros, checkpointed at every 0.1 and at the end
-    components:
-      macro:
-        ports: {{o_i: [o_i], s: [s]}}
-        description: macro
-        implementation: macro
-      micro:
-        ports: {{f_init: [f_i], o_f: [o_f]}}
-        description: micro
-        implementation: micro
-        multiplicity: [2]
-    conduits:
-      macro.o_i: micro.f_i
-      micro.o_f: macro.s
-programs:
-  macro:
-{program}    args: [{COMPONENTS}, macro]
-  micro:
-{program}    args: [{COMPONENTS}, micro]
-settings:
-  macro.dt: 0.1
-  macro.t_max: 0.5
-checkpoints:
-  at_end: true
-  simulation_time:
-  - every: 0.1
-"""
-
-
 @pytest.mark.interop
 def test_a_real_muscle_manager_run_is_recorded_while_it_runs(
     catalog_url: str, tmp_path: Path
@@ -630,7 +596,7 @@ def test_a_real_muscle_manager_run_is_recorded_while_it_runs(
     if not manager_command.exists():
         pytest.skip(f"muscle_manager is not installed beside {sys.executable}")
     model = tmp_path / "model.ymmsl"
-    model.write_text(_model())
+    model.write_text(model_configuration(2, t_max=0.5, every=0.1))
     run_dir = tmp_path / "run1"
     run_dir.mkdir()  # muscle_manager wants its --run-dir to exist
     watcher = subprocess.Popen(
