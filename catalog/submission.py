@@ -17,6 +17,7 @@ replay (:mod:`catalog.spill`) builds the same record, so both agree.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -46,15 +47,8 @@ LOWEST_COUNT = -1
 #: What a port name looks like (a yMMSL identifier).
 _PORT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_FIELDS = (
-    "triggers",
-    "wallclock_time",
-    "timestamp",
-    "next_timestamp",
-    "port_message_counts",
-    "is_final_snapshot",
-    "snapshot_filename",
-)
+#: The fields a submission's metadata must have: MUSCLE3's, as our dataclass mirrors them.
+_FIELDS = tuple(field.name for field in dataclasses.fields(SnapshotMetadata))
 
 
 class SubmissionError(CatalogError):
