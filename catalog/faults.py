@@ -105,7 +105,11 @@ def _free_bytes(path: Path) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def _read_only_fs(path: Path) -> bool:
+def on_read_only_fs(path: Path) -> bool:
+    """Whether ``path`` is on a read-only mount (False when that cannot be told).
+
+    A path that does not exist yet is judged by its nearest existing parent.
+    """
     target = path
     while not target.exists() and target != target.parent:
         target = target.parent
@@ -158,7 +162,7 @@ def _sqlite_failure(exc: sqlite3.Error, catalog_file: Path | None, lock_timeout_
             return f"{DISK_FULL} ({free} bytes free; {said})"
         return f"disk I/O error ({said})"
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-        if catalog_file is not None and _read_only_fs(catalog_file):
+        if catalog_file is not None and on_read_only_fs(catalog_file):
             return f"{READ_ONLY_FS} ({said})"
         return f"{PERMISSION_DENIED}: the catalog file or its directory is not writable ({said})"
     if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):

@@ -30,6 +30,7 @@ from catalog.errors import (
     CatalogReadOnlyError,
     NotACatalogError,
 )
+from catalog.faults import PERMISSION_DENIED, READ_ONLY_FS, on_read_only_fs
 from catalog.location import CATALOG_ENV
 
 #: Tables every catalog has; a database with none of them is not a catalog.
@@ -106,23 +107,19 @@ def is_writable(path: Path) -> bool:
 
 def directory_writable(directory: Path) -> bool:
     """Whether files can be created in ``directory`` (also when mounted read-only, or as root)."""
-    try:
-        if os.statvfs(directory).f_flag & os.ST_RDONLY:
-            return False
-    except OSError:
+    if not directory.is_dir() or on_read_only_fs(directory):
         return False
     return os.access(directory, os.W_OK | os.X_OK)
 
 
 def read_only_cause(path: Path) -> str:
     """Why ``path`` cannot be written, in the words an error message needs."""
-    try:
-        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
-            return "read-only file system"
-    except OSError:
+    if not path.parent.is_dir():
         return f"its directory {path.parent} cannot be reached"
+    if on_read_only_fs(path.parent):
+        return READ_ONLY_FS
     if not is_writable(path):
-        return "permission denied"
+        return PERMISSION_DENIED
     return "opened read-only on purpose"
 
 
