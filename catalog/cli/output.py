@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,6 +91,16 @@ def stdout() -> Console:
 def echo_json(value: Any) -> None:
     """Strict JSON (no bare NaN), as jq and JavaScript need; records already spell NaN out."""
     click.echo(json.dumps(value, indent=2, allow_nan=False))
+
+
+def echo_json_stream(objects: Iterable[dict[str, Any]]) -> None:
+    """A JSON array written object by object, as ``echo_json`` would print the whole list."""
+    first = True
+    for value in objects:
+        text = json.dumps(value, indent=2, allow_nan=False)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def float_text(value: float | None) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from catalog.cli.group import Options, cli, get_options
-from catalog.cli.output import echo_json, float_text, listing_table, stdout
+from catalog.cli.output import echo_json, echo_json_stream, float_text, listing_table, stdout
 from catalog.errors import CatalogError
 from catalog.records import SnapshotRecord
 
@@ -103,7 +102,7 @@ def snapshots_command(
     try:
         if as_json:
             # Streamed: constant memory however many snapshots the campaign has.
-            _echo_json_stream(record.to_json() for record in catalog.iter_snapshots(**filters))
+            echo_json_stream(record.to_json() for record in catalog.iter_snapshots(**filters))
             return
         records = catalog.snapshots(**filters)
     except QueryError as exc:
@@ -128,16 +127,6 @@ def snapshots_command(
             Text(", ".join(record.triggers)),
         )
     stdout().print(table)
-
-
-def _echo_json_stream(objects: Iterable[dict[str, Any]]) -> None:
-    """A JSON array written object by object, as ``echo_json`` would print the whole list."""
-    first = True
-    for value in objects:
-        text = json.dumps(value, indent=2, allow_nan=False)
-        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
-        first = False
-    click.echo("[]" if first else "\n]")
 
 
 def _kind(record: SnapshotRecord) -> str:
