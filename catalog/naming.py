@@ -82,3 +82,20 @@ def instance_sort_key(instance: str) -> tuple[tuple[int, int | str], ...]:
     for identifier, index in _PART_RE.findall(instance):
         key.append((1, int(index)) if index else (0, identifier))
     return tuple(key)
+
+
+#: A vector element's name: a base without brackets, then one or more ``[n]``.
+_ELEMENT_RE = re.compile(r"(?P<base>[^\[\]]+)(?P<index>(?:\[[0-9]+\])+)")
+
+
+def vector_element(instance: str) -> tuple[str, tuple[int, ...]] | None:
+    """The vector and index of an element's name (``micro[3]`` -> ``("micro", (3,))``).
+
+    Returns:
+        The base name and the indices, or None for a name that is not an
+        element of a vector instance (no trailing ``[n]``).
+    """
+    match = _ELEMENT_RE.fullmatch(instance)
+    if match is None:
+        return None
+    return match["base"], tuple(int(i) for i in re.findall(r"[0-9]+", match["index"]))

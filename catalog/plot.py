@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from catalog.enums import SnapshotStatus
 from catalog.errors import CatalogError
+from catalog.naming import vector_element
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -73,9 +73,6 @@ class PlotUnavailableError(CatalogError, ImportError):
 
 
 # --------------------------------------------------------------------------- rows
-
-
-_INDEXED = re.compile(r"^(?P<base>[^\[\]]+)(?P<index>(\[\d+\])+)$")
 
 
 @dataclass(frozen=True)
@@ -132,12 +129,12 @@ def group_instances(instances: Iterable[str], lanes: int = 1) -> list[Row]:
     """
     groups: dict[tuple[str, bool], list[tuple[tuple[int, ...], str]]] = {}
     for name in dict.fromkeys(instances):
-        match = _INDEXED.match(name)
-        if match is None:
+        element = vector_element(name)
+        if element is None:
             groups.setdefault((name, False), []).append(((), name))
         else:
-            index = tuple(int(i) for i in re.findall(r"\d+", match["index"]))
-            groups.setdefault((match["base"], True), []).append((index, name))
+            base, index = element
+            groups.setdefault((base, True), []).append((index, name))
     rows: list[Row] = []
     bottom = 0.0
     for (base, indexed), members in groups.items():
