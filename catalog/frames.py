@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, literal, select
 
 from catalog.db.schema import Run, SnapshotRow
+from catalog.records import import_pandas
 
 if TYPE_CHECKING:
     from catalog.catalog import Catalog
@@ -74,17 +75,6 @@ _CATEGORIES = ("run", "instance", "status")
 _BOOLEANS = ("is_final_snapshot", "is_implicit")
 _FLOATS = ("timestamp", "next_timestamp", "wallclock_time")
 _NULLABLE_INTS = ("sequence", "size_bytes", "copied_from_snapshot_id")
-
-
-def import_pandas() -> Any:
-    """pandas, or an ImportError saying which extra brings it."""
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise ImportError(
-            "DataFrames need pandas: pip install 'muscle-snapshot-catalog[pandas]'"
-        ) from exc
-    return pd
 
 
 def snapshots_frame(cat: Catalog, query: SnapshotFilter) -> Any:

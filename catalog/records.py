@@ -329,14 +329,20 @@ class RecordList(list[T], Generic[T]):
         Raises:
             ImportError: pandas is not installed; the message says how to get it.
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "to_dataframe() needs pandas: pip install 'muscle-snapshot-catalog[pandas]'"
-            ) from exc
+        pd = import_pandas()
         rows = [_row(record) for record in self]
         return pd.DataFrame(rows)
+
+
+def import_pandas() -> Any:
+    """pandas, imported where a DataFrame is asked for, or an ImportError naming the extra."""
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "DataFrames need pandas: pip install 'muscle-snapshot-catalog[pandas]'"
+        ) from exc
+    return pd
 
 
 def _row(record: Any) -> dict[str, Any]:
