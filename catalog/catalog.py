@@ -41,7 +41,7 @@ from catalog.db.bulk import (
     next_submission_order,
     select_in_chunks,
 )
-from catalog.db.engine import READ_ONLY, create_catalog_engine
+from catalog.db.engine import consistent_read, create_catalog_engine
 from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused
 from catalog.db.identity import members_key
 from catalog.db.rows import child_rows, snapshot_row, written_metadata
@@ -180,16 +180,10 @@ class Catalog:
         A record is read in several statements (rows, then their triggers,
         ports and settings), so every statement of a read must see the same
         committed state, or a writer committing in between makes the parts
-        disagree. SQLite gives that to any transaction (its WAL snapshot is
-        taken at the first read and held until the end); PostgreSQL's default
-        READ COMMITTED does not, so reads there run at REPEATABLE READ, which
-        takes one snapshot for the whole transaction. Neither blocks writers.
+        disagree (see :func:`catalog.db.engine.consistent_read`).
         """
         with self.engine.connect() as connection:
-            options: dict[str, Any] = {READ_ONLY: True}
-            if self._dialect != "sqlite":
-                options["isolation_level"] = "REPEATABLE READ"
-            connection = connection.execution_options(**options)
+            connection = consistent_read(connection)
             with Session(bind=connection) as session:
                 yield session
                 session.rollback()

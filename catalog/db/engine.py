@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 
 from catalog.db.sqlite_file import is_writable, read_only_uri
@@ -54,12 +54,30 @@ __all__ = [
     "NETWORK_FS_ENV",
     "READ_ONLY",
     "SQLITE_BUSY_TIMEOUT_S",
+    "consistent_read",
     "create_catalog_engine",
     "is_network_filesystem",
 ]
 
 #: Execution option marking a connection as read-only (plain ``BEGIN`` on SQLite).
 READ_ONLY = "catalog_read_only"
+
+
+def consistent_read(connection: Connection) -> Connection:
+    """The connection, set up for a read that sees one committed state throughout.
+
+    A read of several statements (a record's rows and children; the schema
+    check's version table, then its table list) must not see a writer's
+    commit between them. SQLite gives that to any transaction (its WAL
+    snapshot is taken at the first read and held to the end); PostgreSQL's
+    default READ COMMITTED does not, so there the read runs at REPEATABLE
+    READ, one snapshot for the whole transaction. Neither blocks writers,
+    and on SQLite the transaction is a plain ``BEGIN`` (:data:`READ_ONLY`).
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if connection.dialect.name != "sqlite":
+        options["isolation_level"] = "REPEATABLE READ"
+    return connection.execution_options(**options)
 
 
 #: The backends a catalog can live in (SQLAlchemy backend names).

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from catalog.db.engine import READ_ONLY, create_catalog_engine
+from catalog.db.engine import consistent_read, create_catalog_engine
 from catalog.db.revision import empty_version_table_error, several_revisions_error
 from catalog.db.schema import SCHEMA_REVISION, VERSION_TABLE
 from catalog.db.sqlite_file import CATALOG_TABLES
@@ -262,7 +262,7 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
     """
     head = head_revision()
     with engine.connect() as connection:
-        connection = connection.execution_options(**{READ_ONLY: True})
+        connection = consistent_read(connection)
         revision = current_revision(connection, location)
         tables = set(inspect(connection).get_table_names()) if revision is None else set()
         connection.rollback()
@@ -379,7 +379,7 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
     """
     head = head_revision()
     with engine.connect() as connection:
-        connection = connection.execution_options(**{READ_ONLY: True})
+        connection = consistent_read(connection)
         before = current_revision(connection, location)
         tables = set(inspect(connection).get_table_names()) if before is None else set()
         connection.rollback()
