@@ -22,6 +22,11 @@ side's writes.
   (captured from a real save through a recording ``sqlite3`` connection),
   replayed with the stdlib ``sqlite3`` in one transaction with the same
   pragmas; PostgreSQL: a bare psycopg INSERT of one row and COMMIT;
+* SQLite's own floors, to show what any catalog write costs here: ``commit``,
+  the cheapest write transaction SQLite has (``BEGIN IMMEDIATE``, one short
+  row into a table without indexes, ``COMMIT``, same pragmas), and ``row``,
+  the snapshot row's INSERT alone out of the captured statements (the real
+  table with its indexes, no child rows);
 * ``ours``: the whole save through ``catalog.instance.SnapshotManager``
   (encode, durable write, hash, record, metadata), and ``bookkeeping``: the
   part of it spent recording in the catalog (its ``_record`` step, timed
@@ -58,6 +63,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from catalog.catalog import open_catalog  # noqa: E402
+from catalog.db.sqlite_settings import apply_connection_pragmas  # noqa: E402
 from catalog.enums import SnapshotStatus  # noqa: E402
 from catalog.instance import SnapshotManager  # noqa: E402
 from catalog.message import Message  # noqa: E402
@@ -291,7 +297,7 @@ class RawSqliteSide:
     left to it).
     """
 
-    def __init__(self, work: Path, data: Any) -> None:
+    def __init__(self, work: Path, data: Any, tables: tuple[str, ...] | None = None) -> None:
         run_dir = work / "raw-capture"
         db_file = run_dir / "snapshot_catalog.sqlite"
         run_dir.mkdir(parents=True)
@@ -314,6 +320,8 @@ class RawSqliteSide:
             _RecordingConnection.log = None
         if not self.statements or self.snapshot_id == 0:
             raise SystemExit("could not capture the statements of a save (no snapshot INSERT seen)")
+        if tables is not None:  # only these tables' INSERTs (and the transaction around them)
+            self.statements = [s for s in self.statements if _table_of(s.sql) in (None, *tables)]
         insert = next(s for s in self.statements if _table_of(s.sql) == "snapshots")
         columns = _columns_of(insert.sql)
         self.path = insert.params[columns.index("path")]
@@ -374,6 +382,34 @@ class RawSqliteSide:
                 cursor.fetchall()
                 if table == "snapshots":
                     new_id = cursor.lastrowid
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+
+class SqliteCommitSide:
+    """The cheapest SQLite write transaction: one short row, a table without indexes.
+
+    Same file system, journal and pragmas as a catalog
+    (:func:`catalog.db.sqlite_settings.apply_connection_pragmas`): what any
+    recorded save costs at least, whatever the schema.
+    """
+
+    def __init__(self, db_file: Path) -> None:
+        self.connection = sqlite3.connect(db_file, isolation_level=None)
+        apply_connection_pragmas(self.connection, wal=True)
+        self.connection.execute("CREATE TABLE floor (id INTEGER PRIMARY KEY, value TEXT)")
+        self.save()
+
+    def save(self) -> float:
+        """One write transaction; its seconds."""
+        connection = self.connection
+        start = time.perf_counter()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO floor (value) VALUES (?)", ("0" * 64,))
+        connection.execute("COMMIT")
         return time.perf_counter() - start
 
     def close(self) -> None:
@@ -597,6 +633,12 @@ def main() -> None:
             raw = RawSqliteSide(work / f"raw-{tag}", data)
             closers.append(raw.close)
             sides["raw SQLite"] = raw.save
+            row_only = RawSqliteSide(work / f"row-{tag}", data, tables=("snapshots",))
+            closers.append(row_only.close)
+            sides["SQLite row"] = row_only.save
+            commit = SqliteCommitSide(work / f"commit-{tag}.sqlite")
+            closers.append(commit.close)
+            sides["SQLite commit"] = commit.save
             catalogs = {"SQLite": "empty"}
             if args.prefill and payload_name == "tiny":
                 catalogs["SQLite prefilled"] = "prefilled"
@@ -638,11 +680,16 @@ def main() -> None:
                 whole = timings.median_ms(backend)
                 book = timings.bookkeeping_ms(backend)
                 raw_ms = timings.median_ms("raw SQLite" if backend == "SQLite" else "bare psycopg")
+                sqlite_floors = (
+                    (timings.median_ms("SQLite commit"), timings.median_ms("SQLite row"))
+                    if backend == "SQLite"
+                    else (None, None)
+                )
                 rows.append(
                     {
                         "payload": payload_name, "backend": backend, "repeats": repeats,
                         "libmuscle": lib, "floor": floor, "raw": raw_ms, "ours": whole,
-                        "book": book,
+                        "book": book, "commit": sqlite_floors[0], "row": sqlite_floors[1],
                     }
                 )  # fmt: skip
                 prefilled = f"{backend} prefilled"
@@ -681,6 +728,23 @@ def main() -> None:
             f"{_fmt(book / r['raw'] if book else None, '6.2f')}x"
         )
     print()
+    print("SQLite floors (median ms; x libmuscle's save): what any recorded save costs here")
+    for r in rows:
+        if r["commit"] is None:
+            continue
+        lib = r["libmuscle"]
+        parts = [
+            ("commit (1 row, no index)", r["commit"]),
+            ("snapshot row alone", r["row"]),
+            ("our statements", r["raw"]),
+            ("our bookkeeping", r["book"]),
+        ]
+        print(
+            f"  {r['payload']:<6} "
+            + "; ".join(f"{name} {_fmt(ms, '.3f')} ({_fmt(ms / lib if ms else None, '.2f')}x)"
+                        for name, ms in parts)
+        )  # fmt: skip
+    print()
     print("targets:")
     for r in rows:
         book = r["book"]
@@ -692,7 +756,8 @@ def main() -> None:
             ratio = book / r["libmuscle"]
             print(
                 f"  tiny SQLite bookkeeping <= 0.5x libmuscle's save: {ratio:.2f}x "
-                f"{_verdict(ratio <= 0.5)}"
+                f"{_verdict(ratio <= 0.5)} (SQLite's cheapest commit alone: "
+                f"{r['commit'] / r['libmuscle']:.2f}x)"
             )
         if r["payload"] == "1 MiB":
             share = book / r["ours"]
