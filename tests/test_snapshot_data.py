@@ -287,7 +287,13 @@ def test_show_json_gives_the_metadata(catalog_url: str) -> None:
     assert shown["id"] == record.id and shown["run"] == "mm_stateless"
     assert shown["instance"] == "micro" and shown["path"] == str(record.path)
     assert Path(shown["path"]).is_absolute()
-    assert shown["timestamp"] is None and shown["is_implicit"]  # NaN as null
+    assert shown["timestamp"] == "NaN" and shown["is_implicit"]
+    # the same spelling as the snapshot's record in `snapshots --json`
+    listed = invoke(catalog_url, "snapshots", "--json", "--run", "mm_stateless")
+    (same,) = [r for r in strict_json(listed.stdout) if r["id"] == record.id]
+    assert {k: same[k] for k in ("timestamp", "wallclock_time", "next_timestamp")} == {
+        k: shown[k] for k in ("timestamp", "wallclock_time", "next_timestamp")
+    }
     assert shown["triggers"] == list(record.triggers)
     assert shown["port_message_counts"] == record.port_message_counts
     assert shown["settings_overlay"] == record.settings_overlay

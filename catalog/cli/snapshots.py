@@ -12,7 +12,7 @@ import click
 from catalog.cli.group import Options, cli, get_options
 from catalog.cli.output import echo_json, echo_json_stream, float_text, listing_table, stdout
 from catalog.errors import CatalogError
-from catalog.records import SnapshotRecord
+from catalog.records import SnapshotRecord, json_float
 
 if TYPE_CHECKING:  # numpy, msgpack, ymmsl and rich: imported where used (see catalog.cli)
     from rich.table import Table
@@ -159,7 +159,8 @@ def show_command(ctx: click.Context, snapshot: str, show_data: bool, as_json: bo
 
     --json gives: id (null when not recorded), run, instance, path (absolute),
     format_version, size, sha256, status, recorded_sha256_matches, triggers,
-    wallclock_time, timestamp, next_timestamp (NaN as null),
+    wallclock_time, timestamp, next_timestamp (NaN as "NaN", as in
+    `snapshots --json`),
     port_message_counts, is_final_snapshot, is_implicit, settings_overlay,
     message_settings. With --data also "data":
     numpy arrays as {dtype, shape, order, values} with nested-list values,
@@ -219,8 +220,11 @@ def show_json(
 ) -> dict[str, Any]:
     """The JSON object ``show --json`` prints: metadata (and data) of one file.
 
-    Non-finite floats are null here (strict JSON has no NaN): an implicit
-    snapshot's timestamp is null.
+    The metadata's non-finite floats are spelled as every record's JSON
+    spells them (:func:`catalog.records.json_float`: an implicit snapshot's
+    timestamp is ``"NaN"``), so ``show --json`` and ``snapshots --json`` agree
+    on the same snapshot; in the data, where a number array cannot hold a
+    string, they are null and ``data_notes`` says so.
     """
     snapshot = loaded.snapshot
     message = snapshot.message
@@ -237,9 +241,9 @@ def show_json(
             None if record is None or record.sha256 is None else record.sha256 == loaded.sha256
         ),
         "triggers": list(snapshot.triggers),
-        "wallclock_time": _finite(snapshot.wallclock_time),
-        "timestamp": _finite(message.timestamp) if message else None,
-        "next_timestamp": _finite(message.next_timestamp) if message else None,
+        "wallclock_time": json_float(snapshot.wallclock_time),
+        "timestamp": json_float(message.timestamp if message else math.nan),
+        "next_timestamp": json_float(message.next_timestamp) if message else None,
         "port_message_counts": {k: list(v) for k, v in snapshot.port_message_counts.items()},
         "is_final_snapshot": snapshot.is_final_snapshot,
         "is_implicit": message is None,
@@ -253,10 +257,6 @@ def show_json(
         result["data"] = data
         result["data_notes"] = notes
     return result
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _settings_json(settings: Any) -> dict[str, Any]:
