@@ -40,6 +40,7 @@ from catalog.db.bulk import (
     lock_run,
     next_submission_order,
     select_in_chunks,
+    timestamps_by_id,
 )
 from catalog.db.engine import consistent_read, create_catalog_engine
 from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused
@@ -1176,10 +1177,9 @@ class Catalog:
 
 def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, float]:
     """Finite timestamps of the given snapshots (NaN and infinities left out)."""
-    query = select(SnapshotRow.id, SnapshotRow.timestamp)
     return {
-        sid: float(ts)
-        for sid, ts in select_in_chunks(session, query, SnapshotRow.id, sorted(snapshot_ids))
+        sid: ts
+        for sid, ts in timestamps_by_id(session, sorted(snapshot_ids)).items()
         if ts is not None and abs(ts) != float("inf")
     }
 

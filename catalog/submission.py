@@ -302,7 +302,8 @@ def new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
                 submission.instance, path, filename, loaded.snapshot,
                 loaded.size_bytes, loaded.sha256, sequence,
             )  # fmt: skip
+    # A Submission is the checker's own copy, never changed: the record may share its lists.
     return NewSnapshot(
-        submission.instance, path, filename, submission.metadata.to_snapshot(),
+        submission.instance, path, filename, submission.metadata.to_snapshot(copy=False),
         None, None, sequence, status=SnapshotStatus.MISSING,
     )  # fmt: skip

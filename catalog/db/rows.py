@@ -177,6 +177,10 @@ def counts_json(slot_counts: list[int]) -> str:
             metadata); the snapshot is refused rather than stored where SQL
             cannot read it.
     """
+    if len(slot_counts) == 1:  # most ports: one slot, a plain int within range
+        count = slot_counts[0]
+        if type(count) is int and COUNT_MIN <= count <= COUNT_MAX:
+            return f"[{count}]"
     counts = [int(count) for count in slot_counts]
     if counts and (min(counts) < COUNT_MIN or max(counts) > COUNT_MAX):
         raise ValueError(
@@ -184,8 +188,6 @@ def counts_json(slot_counts: list[int]) -> str:
             f"is outside the range a catalog stores ({COUNT_MIN} to 2**63 - 1): the "
             "snapshot's metadata is corrupt"
         )
-    if len(counts) == 1:  # most ports: one slot
-        return f"[{counts[0]}]"
     return "[" + ",".join(map(str, counts)) + "]"
 
 
