@@ -1,0 +1,116 @@
+"""The bulk recording path's shortcuts store exactly what the general path stores.
+
+Bulk recording (import, the registry) converts some values once per batch or
+takes a fast path for the common case; each shortcut is held here to the
+value the general path gives, on real SQLite and PostgreSQL catalogs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from catalog import Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
+from catalog.db.bulk import timestamps_by_id
+from catalog.db.rows import counts_json
+from catalog.db.schema import SnapshotRow
+from catalog.db.times import utc_time
+from catalog.enums import SnapshotStatus
+from catalog.snapshot import SnapshotMetadata
+
+
+def _metadata(timestamp: float, filename: str) -> SnapshotMetadata:
+    return SnapshotMetadata(
+        triggers=["at_end"],
+        wallclock_time=2.5,
+        timestamp=timestamp,
+        next_timestamp=None if math.isnan(timestamp) else timestamp + 0.1,
+        port_message_counts={"o_i": [3, 3, 2], "s": [4], "muscle_settings_in": [0]},
+        is_final_snapshot=True,
+        snapshot_filename=filename,
+    )
+
+
+def _new(path: Path, timestamp: float) -> NewSnapshot:
+    snapshot = _metadata(timestamp, path.name).to_snapshot()
+    return NewSnapshot(
+        "macro", path, path.name, snapshot, None, None, None, status=SnapshotStatus.MISSING
+    )
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [[5], [0], [-1], [2**63 - 1], [], [3, 3, 2], [True], [np.int64(7)], [np.int32(-1)], [7, 8]],
+)
+def test_counts_text_is_the_general_one(counts: list[int]) -> None:
+    general = "[" + ",".join(str(int(c)) for c in counts) + "]"
+    assert counts_json(counts) == general
+
+
+@pytest.mark.parametrize("counts", [[-2], [2**63], [np.int64(-5)], [1, 2**63]])
+def test_counts_out_of_range_are_refused_on_every_path(counts: list[int]) -> None:
+    with pytest.raises(ValueError, match="outside the range"):
+        counts_json(counts)
+
+
+def test_a_shared_snapshot_is_the_copied_one() -> None:
+    for timestamp in (0.5, math.nan):
+        metadata = _metadata(timestamp, "macro_1.pack")
+        shared, copied = metadata.to_snapshot(copy=False), metadata.to_snapshot()
+        assert shared.triggers == copied.triggers
+        assert shared.port_message_counts == copied.port_message_counts
+        assert (shared.wallclock_time, shared.is_final_snapshot, shared.message) == (
+            copied.wallclock_time,
+            copied.is_final_snapshot,
+            copied.message,
+        )
+        assert shared.settings_overlay == copied.settings_overlay
+        assert shared.format_version == copied.format_version
+        assert copied.port_message_counts["o_i"] is not metadata.port_message_counts["o_i"]
+
+
+def test_bulk_recorded_at_is_the_text_sqlite3_makes_of_a_datetime(tmp_path: Path) -> None:
+    """One conversion per batch stores what sqlite3's adapter stored for each row before."""
+    db_file = tmp_path / "catalog.sqlite"
+    with open_catalog(db_file, create=True) as catalog:
+        run = catalog.ensure_run(tmp_path)
+        before = dt.datetime.now(dt.UTC)
+        catalog.record_snapshot_batch(
+            run.id, [_new(tmp_path / f"m_{i}.pack", 0.1) for i in range(3)]
+        )
+        after = dt.datetime.now(dt.UTC)
+        records = catalog.snapshots(run=run.id)
+    with sqlite3.connect(db_file) as raw:
+        texts = [row[0] for row in raw.execute("SELECT recorded_at FROM snapshots")]
+        assert len(set(texts)) == 1  # one time of recording per transaction
+        stored = utc_time(texts[0])
+        # what sqlite3 itself stores for that datetime as a parameter (its adapter)
+        assert raw.execute("SELECT ?", (stored,)).fetchone()[0] == texts[0]
+    assert texts[0].endswith("+00:00")
+    assert before <= stored <= after
+    assert all(r.recorded_at == utc_time(texts[0]) for r in records)
+
+
+def test_member_timestamps_are_read_as_the_orm_reads_them(catalog: Catalog, tmp_path: Path) -> None:
+    run = catalog.ensure_run(tmp_path)
+    stamps = [0.25, math.nan, 1e300, 3.0]
+    added = catalog.record_snapshot_batch(
+        run.id, [_new(tmp_path / f"m_{i}.pack", t) for i, t in enumerate(stamps)]
+    )
+    ids = sorted(added.values())
+    with catalog.read_session() as session:
+        orm = {
+            sid: ts for sid, ts in session.execute(select(SnapshotRow.id, SnapshotRow.timestamp))
+        }
+        assert timestamps_by_id(session, [*ids, 10**9]) == orm
+    members: dict[str, int | None] = {f"i{n}": sid for n, sid in enumerate(ids)}
+    (wid,) = catalog.record_workflow_snapshots(
+        run.id, [NewWorkflowSnapshot(members, "all", ids[0])]
+    )
+    assert catalog.workflow_snapshot(wid).timestamp == 1e300  # NaN (NULL) left out, max taken
