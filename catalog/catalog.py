@@ -70,6 +70,7 @@ from catalog.location import (
 )
 from catalog.naming import instance_sort_key
 from catalog.records import (
+    MetadataSnapshot,
     NewSnapshot,
     NewWorkflowSnapshot,
     RecordedSnapshot,
@@ -580,7 +581,7 @@ class Catalog:
     def record_snapshot_batch(
         self,
         run_id: int,
-        batch: Sequence[NewSnapshot],
+        batch: Sequence[NewSnapshot | MetadataSnapshot],
         *,
         stored: Sequence[str] | None = None,
     ) -> dict[str, int]:

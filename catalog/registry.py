@@ -63,7 +63,12 @@ from catalog.resilience import Backoff, is_transient, record_isolating
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
 from catalog.run_dir import dump_ymmsl, run_dir_of_resume_folder
 from catalog.spill import snapshot_entry, spill_path, workflow_entry, write_spill
-from catalog.submission import Submission, SubmissionChecker, SubmissionError, new_snapshot
+from catalog.submission import (
+    Submission,
+    SubmissionChecker,
+    SubmissionError,
+    snapshot_to_record,
+)
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, SnapshotNode, WorkflowSnapshot
 
@@ -513,7 +518,7 @@ class SnapshotRegistry:
         known = self.catalog.snapshot_ids(keys, already_stored=True)
         unknown = [p.payload for p in items if p.payload.key not in known]
         if unknown:
-            missing = [new_snapshot(p.submission, Path(p.path)) for p in unknown]
+            missing = [snapshot_to_record(p.submission, p.path) for p in unknown]
             added = self.catalog.record_snapshot_batch(
                 self.run.id, missing, stored=[p.key for p in unknown]
             )

@@ -32,7 +32,7 @@ from typing import Any
 from catalog.enums import SnapshotStatus
 from catalog.errors import CatalogError, SnapshotFileError
 from catalog.naming import parse_pack_name, validate_instance
-from catalog.records import NewSnapshot
+from catalog.records import MetadataSnapshot, NewSnapshot
 from catalog.snapshot import SnapshotMetadata
 from catalog.topology import Topology
 
@@ -291,19 +291,52 @@ def new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     sequence = parsed[1] if parsed else None
     filename = submission.metadata.snapshot_filename
     if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
-        from catalog.store import load_pack  # only then: it imports the payload codecs
-
-        try:
-            loaded = load_pack(path)
-        except SnapshotFileError as exc:
-            _logger.warning("Recording %s from its metadata only: %s", path, exc)
-        else:
-            return NewSnapshot(
-                submission.instance, path, filename, loaded.snapshot,
-                loaded.size_bytes, loaded.sha256, sequence,
-            )  # fmt: skip
+        loaded = _loaded(submission, path, sequence)
+        if loaded is not None:
+            return loaded
     # A Submission is the checker's own copy, never changed: the record may share its lists.
     return NewSnapshot(
         submission.instance, path, filename, submission.metadata.to_snapshot(copy=False),
         None, None, sequence, status=SnapshotStatus.MISSING,
+    )  # fmt: skip
+
+
+def snapshot_to_record(submission: Submission, path: str) -> NewSnapshot | MetadataSnapshot:
+    """What the registry records for a submission the instance did not record itself.
+
+    :func:`new_snapshot`'s record, except that a submission whose file is not
+    there is described by its metadata alone (:class:`MetadataSnapshot`),
+    which the catalog stores exactly as :func:`new_snapshot`'s missing
+    record, without building a snapshot object (and a ``Path``) per
+    submission: a replay, or a run whose instances use plain libmuscle,
+    submits thousands.
+
+    Args:
+        submission: The checked submission.
+        path: Where its file is (absolute).
+    """
+    if os.path.isfile(path):
+        return new_snapshot(submission, Path(path))
+    parsed = parse_pack_name(os.path.basename(path))
+    return MetadataSnapshot(
+        submission.instance,
+        path,
+        submission.metadata.snapshot_filename,
+        submission.metadata,
+        parsed[1] if parsed else None,
+    )
+
+
+def _loaded(submission: Submission, path: Path, sequence: int | None) -> NewSnapshot | None:
+    """The record of a file that is there, from its content; None if it cannot be read."""
+    from catalog.store import load_pack  # only now: it imports the payload codecs
+
+    try:
+        loaded = load_pack(path)
+    except SnapshotFileError as exc:
+        _logger.warning("Recording %s from its metadata only: %s", path, exc)
+        return None
+    return NewSnapshot(
+        submission.instance, path, submission.metadata.snapshot_filename, loaded.snapshot,
+        loaded.size_bytes, loaded.sha256, sequence,
     )  # fmt: skip

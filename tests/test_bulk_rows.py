@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from catalog import Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
 from catalog.db.bulk import timestamps_by_id
@@ -22,7 +22,9 @@ from catalog.db.rows import counts_json
 from catalog.db.schema import SnapshotRow
 from catalog.db.times import utc_time
 from catalog.enums import SnapshotStatus
+from catalog.records import MetadataSnapshot
 from catalog.snapshot import SnapshotMetadata
+from catalog.submission import Submission, new_snapshot, snapshot_to_record
 
 
 def _metadata(timestamp: float, filename: str) -> SnapshotMetadata:
@@ -114,3 +116,71 @@ def test_member_timestamps_are_read_as_the_orm_reads_them(catalog: Catalog, tmp_
         run.id, [NewWorkflowSnapshot(members, "all", ids[0])]
     )
     assert catalog.workflow_snapshot(wid).timestamp == 1e300  # NaN (NULL) left out, max taken
+
+
+def _rows(catalog: Catalog, table: str, order_by: str) -> list[tuple[object, ...]]:
+    with catalog.read_session() as session:
+        return [
+            tuple(r) for r in session.execute(text(f"SELECT * FROM {table} ORDER BY {order_by}"))
+        ]
+
+
+METADATA_CASES = [
+    (0.5, 0.6, 1.25, False, ["simulation_time >= 0.4", "at_end"], {"o_i": [3, 3, 2], "s": [4]}),
+    (math.nan, None, 0.0, True, [], {}),  # an implicit snapshot: no message
+    (math.inf, None, math.nan, False, ["a"], {"x": [], "y": [-1]}),
+    (-math.inf, math.nan, 2.0, True, ["t"], {"muscle_settings_in": [0], "f_i": [2**63 - 1]}),
+    (1e-300, 1e300, -0.0, False, ["x", "y", "z"], {"p": [0, 1, 2, 3, 4]}),
+]
+
+
+def test_a_metadata_only_record_is_stored_as_new_snapshots_missing_record(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """The registry's shortcut stores what new_snapshot's record of a missing file stores."""
+    general_run = catalog.ensure_run(tmp_path / "general")
+    short_run = catalog.ensure_run(tmp_path / "short")
+    general: list[NewSnapshot] = []
+    short: list[NewSnapshot | MetadataSnapshot] = []
+    for i, (ts, nxt, wall, final, triggers, counts) in enumerate(METADATA_CASES):
+        metadata = SnapshotMetadata(triggers, wall, ts, nxt, counts, final, f"macro_{i + 1}.pack")
+        submission = Submission("macro", metadata)
+        for run_dir, into in ((tmp_path / "general", general), (tmp_path / "short", short)):
+            path = run_dir / metadata.snapshot_filename
+            if into is general:
+                general.append(new_snapshot(submission, path))
+            else:
+                record = snapshot_to_record(submission, str(path))
+                assert isinstance(record, MetadataSnapshot)
+                short.append(record)
+    catalog.record_snapshot_batch(general_run.id, general)
+    catalog.record_snapshot_batch(short_run.id, short)
+    columns = "run_id, submission_order"
+    snapshots = _rows(catalog, "snapshots", columns)
+    width = len(snapshots[0])
+    # id, run_id, path and recorded_at differ by construction; everything else is equal
+    with catalog.read_session() as session:
+        names = list(session.execute(text("SELECT * FROM snapshots")).keys())
+    kept = [
+        k for k, name in enumerate(names) if name not in {"id", "run_id", "path", "recorded_at"}
+    ]
+    by_run: dict[object, list[tuple[object, ...]]] = {}
+    for row in snapshots:
+        assert len(row) == width
+        by_run.setdefault(row[names.index("run_id")], []).append(tuple(row[k] for k in kept))
+    assert by_run[general_run.id] == by_run[short_run.id]
+    assert len(by_run[general_run.id]) == len(METADATA_CASES)
+    ids = {
+        row[0]: (row[names.index("run_id")], row[names.index("submission_order")])
+        for row in snapshots
+    }
+    for table in ("snapshot_triggers", "snapshot_ports", "snapshot_settings"):
+        children: dict[object, list[tuple[object, ...]]] = {}
+        for row in _rows(catalog, table, "snapshot_id, position"):
+            run_id, order = ids[row[0]]
+            children.setdefault(run_id, []).append((order, *row[1:]))
+        assert children.get(general_run.id) == children.get(short_run.id), table
+    general_records = catalog.snapshots(run=general_run.id)
+    short_records = catalog.snapshots(run=short_run.id)
+    for a, b in zip(general_records, short_records, strict=True):
+        assert repr(a.to_metadata()) == repr(b.to_metadata())  # repr: NaN equals NaN

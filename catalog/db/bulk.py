@@ -27,11 +27,13 @@ from catalog.db.rows import (
     SNAPSHOT_COLUMNS,
     SNAPSHOTS,
     add_child_rows,
+    add_metadata_child_rows,
+    metadata_values,
     snapshot_values,
 )
 from catalog.db.schema import Base, Run, SnapshotRow
 from catalog.errors import CatalogError
-from catalog.records import NewSnapshot
+from catalog.records import MetadataSnapshot, NewSnapshot
 
 #: Largest number of bound parameters we put in one ``IN (...)`` list.
 IN_CHUNK = 500
@@ -101,7 +103,7 @@ def next_submission_order(session: Session, run_id: int) -> int:
 
 
 def insert_snapshots(
-    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot]]
+    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot | MetadataSnapshot]]
 ) -> list[int]:
     """Insert snapshot rows and their child rows.
 
@@ -109,7 +111,9 @@ def insert_snapshots(
         session: The write session (with the run locked).
         run_id: The run they belong to.
         rows: ``(stored path, submission order, snapshot)`` per new row; the
-            orders are new in the run.
+            orders are new in the run. A snapshot known only from its
+            metadata (:class:`MetadataSnapshot`) is stored as the
+            :class:`NewSnapshot` rebuilt from it would be.
 
     Returns:
         The new ids, in the order of ``rows``.
@@ -117,7 +121,12 @@ def insert_snapshots(
     if not rows:
         return []
     now = _driver_value(session, dt.datetime.now(dt.UTC))  # one transaction, one time
-    values = [snapshot_values(run_id, stored, order, new, now) for stored, order, new in rows]
+    values = [
+        metadata_values(run_id, stored, order, new, now)
+        if isinstance(new, MetadataSnapshot)
+        else snapshot_values(run_id, stored, order, new, now)
+        for stored, order, new in rows
+    ]
     # The values are typed as the columns' processors would make them (see
     # snapshot_values), so they go to the driver as they are.
     executemany(session, SNAPSHOTS, SNAPSHOT_COLUMNS, values, convert=False)
@@ -133,7 +142,10 @@ def insert_snapshots(
     ports: list[tuple[Any, ...]] = []
     settings: list[tuple[Any, ...]] = []
     for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
-        add_child_rows(snapshot_id, new.snapshot, triggers, ports, settings)
+        if isinstance(new, MetadataSnapshot):
+            add_metadata_child_rows(snapshot_id, new.metadata, triggers, ports)
+        else:
+            add_child_rows(snapshot_id, new.snapshot, triggers, ports, settings)
     for (table, columns), values_of in zip(CHILD_TABLES, (triggers, ports, settings), strict=True):
         if values_of:
             executemany(session, table, columns, values_of)
