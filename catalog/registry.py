@@ -57,7 +57,7 @@ from catalog.db.fast_read import gc_paused
 from catalog.enums import RunStatus, Source
 from catalog.errors import CatalogError
 from catalog.lineage import link_resumed_run
-from catalog.location import default_catalog_in
+from catalog.location import PathsBelow, default_catalog_in
 from catalog.records import NewWorkflowSnapshot
 from catalog.resilience import Backoff, is_transient, record_isolating
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
@@ -209,6 +209,7 @@ class SnapshotRegistry:
             configuration=dump_ymmsl(configuration),
         )
         self._link_lineage(configuration)
+        self._paths = PathsBelow(self._run_dir, self.catalog.root)
         self._write_files = write_resume_files
         self._clock = clock
         self._shutdown_retry_s = shutdown_retry_s
@@ -389,8 +390,8 @@ class SnapshotRegistry:
         """Add submissions to the graph, in order; write and queue the workflow snapshots found."""
         for submission in batch:
             filename = submission.metadata.snapshot_filename
-            path = self._path(filename)
-            key = self.catalog.stored_path(path)
+            path = self._paths.join(filename)
+            key = self._paths.stored(filename)  # = self.catalog.stored_path(path)
             if key in self._seen:
                 with self._stats_lock:
                     self.stats.duplicates += 1
@@ -631,9 +632,6 @@ class SnapshotRegistry:
         with self._stats_lock:
             self.stats.errors.append(message)
         _logger.error("Snapshot registry: %s", message, exc_info=exc)
-
-    def _path(self, filename: str) -> str:
-        return os.path.join(self._run_dir, filename)  # join keeps absolute names as they are
 
 
 def _first_line(exc: BaseException) -> str:

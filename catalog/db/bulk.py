@@ -78,8 +78,7 @@ def ids_by_path(session: Session, paths: Sequence[str]) -> dict[str, int]:
         statement = (
             f"SELECT path, id FROM {SNAPSHOTS} WHERE path IN ({', '.join([marker] * len(chunk))})"
         )
-        for path, sid in connection.exec_driver_sql(statement, tuple(chunk)):
-            found[path] = sid
+        found.update(_driver_rows(connection.exec_driver_sql(statement, tuple(chunk))))
     return found
 
 
@@ -159,7 +158,7 @@ def ids_by_order(session: Session, run_id: int, first: int, last: int) -> dict[i
         f"SELECT submission_order, id FROM {SNAPSHOTS} WHERE run_id = {marker} "
         f"AND submission_order >= {marker} AND submission_order <= {marker}"
     )
-    rows = session.connection().exec_driver_sql(statement, (run_id, first, last))
+    rows = _driver_rows(session.connection().exec_driver_sql(statement, (run_id, first, last)))
     return {int(order): int(sid) for order, sid in rows}
 
 
@@ -226,9 +225,20 @@ def timestamps_by_id(session: Session, snapshot_ids: Sequence[int]) -> dict[int,
         chunk = tuple(snapshot_ids[start : start + IN_CHUNK])
         markers = ", ".join([marker] * len(chunk))
         statement = f"SELECT id, timestamp FROM {SNAPSHOTS} WHERE id IN ({markers})"
-        for sid, timestamp in connection.exec_driver_sql(statement, chunk):
+        for sid, timestamp in _driver_rows(connection.exec_driver_sql(statement, chunk)):
             found[int(sid)] = None if timestamp is None else float(timestamp)
     return found
+
+
+def _driver_rows(result: Any) -> list[tuple[Any, ...]]:
+    """All rows of a driver-SQL result as the driver's plain tuples, and the result closed.
+
+    Thousands of keys per batch: SQLAlchemy's row objects cost more than the lookup.
+    """
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def _marker(paramstyle: str) -> str:
