@@ -20,6 +20,7 @@ It reads yMMSL v0.1 files (``config.model``) and v0.2 files
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -74,6 +75,14 @@ class _Conduit:
     receiving_port: str
 
 
+#: The usual instance name: dotted identifiers, then indices (``micro[3]``, ``a.b[1][2]``).
+#: Parsed directly (a topology of a thousand instances parses names thousands of
+#: times); anything else goes through ymmsl's Reference, which a test holds it to.
+_SIMPLE_INSTANCE = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)((?:\[[0-9]+\])*)"
+)
+
+
 def parse_instance(name: str) -> tuple[str, tuple[int, ...]]:
     """Split an instance name into its component and indices.
 
@@ -83,6 +92,10 @@ def parse_instance(name: str) -> tuple[str, tuple[int, ...]]:
     Returns:
         The component name and the indices, e.g. ``("micro", (3,))``.
     """
+    simple = _SIMPLE_INSTANCE.fullmatch(name)
+    if simple is not None:  # what ymmsl's Reference gives for it, without building one
+        component, indices = simple.groups()
+        return component, tuple(int(i) for i in indices[1:-1].split("][")) if indices else ()
     reference = v0_2.Reference(name)
     parts = list(reference)
     split = len(parts)
