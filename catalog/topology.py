@@ -151,6 +151,7 @@ class Topology:
         ]
         self._peers: dict[str, tuple[str, ...]] = {}
         self._pairs: dict[tuple[str, str], tuple[PortPair, ...]] = {}
+        self._parsed: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     @staticmethod
     def from_configuration(configuration: Any) -> Topology:
@@ -192,7 +193,7 @@ class Topology:
         Raises:
             TopologyError: The instance is not part of the model.
         """
-        component, indices = parse_instance(instance)
+        component, indices = self._parse(instance)
         dims = self._dims.get(component)
         if (
             dims is None
@@ -222,9 +223,16 @@ class Topology:
             self._pairs[key] = cached
         return cached
 
+    def _parse(self, instance: str) -> tuple[str, tuple[int, ...]]:
+        """:func:`parse_instance`, once per name (peers and pairs ask for each many times)."""
+        parsed = self._parsed.get(instance)
+        if parsed is None:
+            parsed = self._parsed[instance] = parse_instance(instance)
+        return parsed
+
     def _compute_peers(self, instance: str) -> tuple[str, ...]:
         component = self.component_of(instance)
-        _, indices = parse_instance(instance)
+        _, indices = self._parse(instance)
         dims = self._dims[component]
         peers: list[str] = []
         for peer_component in self._peer_components(component):
@@ -250,8 +258,8 @@ class Topology:
         return found
 
     def _compute_pairs(self, instance: str, peer: str) -> tuple[PortPair, ...]:
-        component, indices = parse_instance(instance)
-        peer_component, peer_indices = parse_instance(peer)
+        component, indices = self._parse(instance)
+        peer_component, peer_indices = self._parse(peer)
         pairs: list[PortPair] = []
         for conduit in self._conduits:
             if conduit.sender == component and conduit.receiver == peer_component:
