@@ -226,9 +226,8 @@ class PathsBelow:
 
 def _plain_relative(name: str) -> bool:
     """A relative POSIX name whose every part is a real name (not empty, ``.`` or ``..``)."""
-    if not name or name.startswith("/") or name.endswith("/") or "//" in name:
-        return False
-    return "." not in name or all(part not in (".", "..") for part in name.split("/"))
+    wrapped = f"/{name}/"  # every part between slashes, the first and last ones too
+    return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
 
 
 def sqlite_file(url: URL) -> Path | None:
