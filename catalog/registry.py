@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from catalog.catalog import Catalog, open_catalog
 from catalog.db.fast_read import gc_paused
@@ -85,16 +85,19 @@ SHUTDOWN_RETRY_S = 5.0
 _STOP = object()
 
 
-@dataclass(frozen=True)
-class _Payload:
-    """What a graph node carries: the submission and its catalog key (stored path)."""
+class _Payload(NamedTuple):
+    """What a graph node carries: the submission and its catalog key (stored path).
+
+    A named tuple rather than a frozen dataclass: one is made per submission,
+    thousands a second, and a tuple is the cheapest immutable record.
+    """
 
     key: str
     path: str
     submission: Submission
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _PendingSnapshot:
     """A submission whose snapshot row is not known to be in the catalog yet."""
 
@@ -388,32 +391,40 @@ class SnapshotRegistry:
 
     def _search(self, batch: Sequence[Submission]) -> None:
         """Add submissions to the graph, in order; write and queue the workflow snapshots found."""
-        for submission in batch:
-            filename = submission.metadata.snapshot_filename
-            path = self._paths.join(filename)
-            key = self._paths.stored(filename)  # = self.catalog.stored_path(path)
-            if key in self._seen:
-                with self._stats_lock:
-                    self.stats.duplicates += 1
-                _logger.warning(
-                    "Snapshot registry: %s submitted %s again; the second submission is ignored",
-                    submission.instance,
-                    filename,
-                )
-                continue
-            self._seen.add(key)
+        accepted = 0  # counted in stats once per batch, not under the lock per submission
+        try:
+            for submission in batch:
+                accepted += self._search_one(submission)
+        finally:
             with self._stats_lock:
-                self.stats.submissions += 1
-            payload = _Payload(key, path, submission)
-            self._pending_snapshots.append(_PendingSnapshot(payload))
-            try:
-                node, workflow = self._graph.register(
-                    submission.instance, submission.metadata.port_message_counts, payload
-                )
-                if workflow is not None:
-                    self._pending_workflows.append(self._written(workflow, node))
-            except Exception as exc:
-                self._fail(f"submission {filename} of {submission.instance}: {exc}", exc)
+                self.stats.submissions += accepted
+
+    def _search_one(self, submission: Submission) -> bool:
+        """Add one submission to the graph; False if it is a duplicate, ignored."""
+        filename = submission.metadata.snapshot_filename
+        path = self._paths.join(filename)
+        key = self._paths.stored(filename)  # = self.catalog.stored_path(path)
+        if key in self._seen:
+            with self._stats_lock:
+                self.stats.duplicates += 1
+            _logger.warning(
+                "Snapshot registry: %s submitted %s again; the second submission is ignored",
+                submission.instance,
+                filename,
+            )
+            return False
+        self._seen.add(key)
+        payload = _Payload(key, path, submission)
+        self._pending_snapshots.append(_PendingSnapshot(payload))
+        try:
+            node, workflow = self._graph.register(
+                submission.instance, submission.metadata.port_message_counts, payload
+            )
+            if workflow is not None:
+                self._pending_workflows.append(self._written(workflow, node))
+        except Exception as exc:
+            self._fail(f"submission {filename} of {submission.instance}: {exc}", exc)
+        return True
 
     def _written(self, workflow: WorkflowSnapshot, completed_by: SnapshotNode) -> _PendingWorkflow:
         """Describe a workflow snapshot and write its resume file (not waiting for the catalog)."""
