@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import sqlite3
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from sqlalchemy import select, text
 from catalog import Catalog, NewSnapshot, NewWorkflowSnapshot, open_catalog
 from catalog.db.bulk import timestamps_by_id
 from catalog.db.rows import counts_json
-from catalog.db.schema import SnapshotRow
+from catalog.db.schema import SnapshotRow, WorkflowSnapshotRow
 from catalog.db.times import utc_time
-from catalog.enums import SnapshotStatus
+from catalog.enums import SnapshotStatus, Source
 from catalog.records import MetadataSnapshot
 from catalog.snapshot import SnapshotMetadata
 from catalog.submission import Submission, new_snapshot, snapshot_to_record
@@ -184,3 +185,53 @@ def test_a_metadata_only_record_is_stored_as_new_snapshots_missing_record(
     short_records = catalog.snapshots(run=short_run.id)
     for a, b in zip(general_records, short_records, strict=True):
         assert repr(a.to_metadata()) == repr(b.to_metadata())  # repr: NaN equals NaN
+
+
+def test_workflow_rows_are_stored_as_the_orm_stores_them(catalog: Catalog, tmp_path: Path) -> None:
+    """Bulk workflow rows hold what an ORM-inserted row holds: defaults, enums, time format."""
+    run = catalog.ensure_run(tmp_path)
+    added = catalog.record_snapshot_batch(run.id, [_new(tmp_path / "m_1.pack", 0.5)])
+    (sid,) = added.values()
+    members: dict[str, int | None] = {"macro": sid, "micro": None}
+    (bulk_id,) = catalog.record_workflow_snapshots(
+        run.id, [NewWorkflowSnapshot(members, "described", sid, tmp_path / "snapshots" / "s.ymmsl")]
+    )
+    with catalog.write_session() as session:
+        orm_row = WorkflowSnapshotRow(
+            run_id=run.id,
+            sequence=2,
+            completed_by_snapshot_id=sid,
+            timestamp=0.5,
+            description="described",
+            resume_file="snapshots/s.ymmsl" if catalog.root is not None else None,
+            source=Source.REGISTRY,
+            members_key="x" * 64,
+        )
+        session.add(orm_row)
+        session.flush()
+        orm_id = orm_row.id
+    columns = (
+        "id, run_id, sequence, completed_by_snapshot_id, timestamp, description, source, status"
+    )
+    with catalog.read_session() as session:
+        rows = {
+            row[0]: row[1:]
+            for row in session.execute(text(f"SELECT {columns} FROM workflow_snapshots"))
+        }
+        times: dict[int, object] = {
+            workflow_id: created
+            for workflow_id, created in session.execute(
+                text("SELECT id, created_at FROM workflow_snapshots")
+            )
+        }
+    bulk, orm = rows[bulk_id], rows[orm_id]
+    assert bulk[0] == orm[0] and bulk[2:] == orm[2:]  # all but the sequence
+    assert bulk[1] == 1 and orm[1] == 2
+    assert type(times[bulk_id]) is type(times[orm_id])
+    bulk_time, orm_time = times[bulk_id], times[orm_id]
+    if isinstance(bulk_time, str) and isinstance(orm_time, str):  # SQLite: the same layout
+        assert re.sub("[0-9]", "0", bulk_time) == re.sub("[0-9]", "0", orm_time)
+    record = catalog.workflow_snapshot(bulk_id)
+    assert record.members == {"macro": "m_1.pack", "micro": None}  # as submitted
+    assert record.timestamp == 0.5
+    assert record.resume_file == tmp_path / "snapshots" / "s.ymmsl"

@@ -185,7 +185,7 @@ def executemany(
         converted = [
             (index, processor)
             for index, name in enumerate(columns)
-            if (processor := table_columns[name].type.bind_processor(dialect)) is not None
+            if (processor := _bind_processor(table_columns[name].type, dialect)) is not None
         ]
         if converted:
             rows = [_converted(row, converted) for row in rows]
@@ -196,6 +196,18 @@ def executemany(
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     connection.exec_driver_sql(statement, list(rows))
+
+
+def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The conversion the ORM applies to a column's values: its type's, as the dialect has it.
+
+    The generic type's own processor can differ (SQLite's DateTime text format
+    is the dialect's); the ORM binds through the dialect's implementation.
+    """
+    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    return processor
 
 
 def _driver_value(session: Session, value: dt.datetime) -> Any:
