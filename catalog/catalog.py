@@ -40,6 +40,7 @@ from catalog.db.bulk import (
     lock_run,
     next_submission_order,
     select_in_chunks,
+    timestamps_by_id,
 )
 from catalog.db.engine import consistent_read, create_catalog_engine
 from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused
@@ -69,6 +70,7 @@ from catalog.location import (
 )
 from catalog.naming import instance_sort_key
 from catalog.records import (
+    MetadataSnapshot,
     NewSnapshot,
     NewWorkflowSnapshot,
     RecordedSnapshot,
@@ -579,7 +581,7 @@ class Catalog:
     def record_snapshot_batch(
         self,
         run_id: int,
-        batch: Sequence[NewSnapshot],
+        batch: Sequence[NewSnapshot | MetadataSnapshot],
         *,
         stored: Sequence[str] | None = None,
     ) -> dict[str, int]:
@@ -957,10 +959,12 @@ class Catalog:
                     WorkflowSnapshotRow.run_id == run_id
                 )
             )
-            sequence = 0 if last is None else int(last)
+            first = sequence = 0 if last is None else int(last)
             member_ids = {m for item in items for m in item.members.values() if m is not None}
             times = _finite_timestamps(session, member_ids)
-            ids: list[int] = []
+            now = dt.datetime.now(dt.UTC)  # one transaction, one time of creation
+            rows: list[tuple[Any, ...]] = []
+            recorded: list[NewWorkflowSnapshot] = []
             for item in items:
                 key = members_key(item.members)
                 if key in known_keys:
@@ -968,25 +972,40 @@ class Catalog:
                 known_keys.add(key)
                 sequence += 1
                 member_times = [times[m] for m in item.members.values() if m in times]
-                row = WorkflowSnapshotRow(
-                    run_id=run_id,
-                    sequence=sequence,
-                    completed_by_snapshot_id=item.completed_by_snapshot_id,
-                    timestamp=max(member_times) if member_times else None,
-                    description=item.description,
-                    resume_file=self.stored_path(item.resume_file) if item.resume_file else None,
-                    source=item.source,
-                    members_key=key,
+                resume_file = self.stored_path(item.resume_file) if item.resume_file else None
+                rows.append(
+                    (
+                        run_id, sequence, item.completed_by_snapshot_id,
+                        max(member_times) if member_times else None, item.description,
+                        resume_file, str(item.source), now, str(WorkflowStatus.RESUMABLE), key,
+                    )
+                )  # fmt: skip
+                recorded.append(item)
+            if not rows:
+                return []
+            # Bulk rows, as snapshots are recorded: the ORM's insert and flush per
+            # workflow snapshot cost more than its thousand member rows. The column
+            # types' bind processors (executemany's convert) store what the ORM stores.
+            executemany(session, WorkflowSnapshotRow.__tablename__, _WORKFLOW_COLUMNS, rows)
+            new_ids = session.execute(
+                select(WorkflowSnapshotRow.sequence, WorkflowSnapshotRow.id).where(
+                    WorkflowSnapshotRow.run_id == run_id,
+                    WorkflowSnapshotRow.sequence > first,
+                    WorkflowSnapshotRow.sequence <= sequence,
                 )
-                session.add(row)
-                session.flush()
-                ids.append(row.id)
-                executemany(
-                    session,
-                    WorkflowSnapshotMember.__tablename__,
-                    ("workflow_snapshot_id", "instance", "snapshot_id"),
-                    [(row.id, inst, sid) for inst, sid in item.members.items()],
-                )
+            )
+            by_sequence = {int(number): int(workflow_id) for number, workflow_id in new_ids}
+            ids = [by_sequence[first + index] for index in range(1, len(rows) + 1)]
+            executemany(
+                session,
+                WorkflowSnapshotMember.__tablename__,
+                ("workflow_snapshot_id", "instance", "snapshot_id"),
+                [
+                    (workflow_id, instance, snapshot_id)
+                    for workflow_id, item in zip(ids, recorded, strict=True)
+                    for instance, snapshot_id in item.members.items()
+                ],
+            )
         return ids
 
     def delete_workflow_snapshots(self, run_id: int, source: Source | None = None) -> int:
@@ -1174,12 +1193,26 @@ class Catalog:
         return upgrade_location(path_or_url)
 
 
+#: The columns :meth:`Catalog.record_workflow_snapshots` writes, in its rows' order.
+_WORKFLOW_COLUMNS = (
+    "run_id",
+    "sequence",
+    "completed_by_snapshot_id",
+    "timestamp",
+    "description",
+    "resume_file",
+    "source",
+    "created_at",
+    "status",
+    "members_key",
+)
+
+
 def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, float]:
     """Finite timestamps of the given snapshots (NaN and infinities left out)."""
-    query = select(SnapshotRow.id, SnapshotRow.timestamp)
     return {
-        sid: float(ts)
-        for sid, ts in select_in_chunks(session, query, SnapshotRow.id, sorted(snapshot_ids))
+        sid: ts
+        for sid, ts in timestamps_by_id(session, sorted(snapshot_ids)).items()
         if ts is not None and abs(ts) != float("inf")
     }
 

@@ -184,6 +184,52 @@ def stored_path(path: str | os.PathLike[str], root: Path | None) -> str:
     return absolute
 
 
+class PathsBelow:
+    """:func:`stored_path` of file names relative to one directory, fast for plain names.
+
+    The registry keys every submission by its stored path: thousands per
+    second, each a name relative to the run directory. For a plain relative
+    name (no ``.``, ``..`` or empty part, POSIX separators) the joined path
+    is already normal, so its stored path is a fixed prefix plus the name;
+    any other name goes through :func:`stored_path` itself.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], root: Path | None) -> None:
+        """Prepare for names below ``directory`` in a catalog rooted at ``root``.
+
+        Args:
+            directory: The directory names are relative to (the run directory).
+            root: The catalog's root, as for :func:`stored_path`.
+        """
+        self.directory = os.fspath(directory)
+        self._root = root
+        base = os.path.join(os.path.abspath(self.directory), "")
+        self._prefix: str | None = None
+        if os.sep == "/" and os.altsep is None:
+            if root is None:
+                self._prefix = base
+            else:
+                below = os.path.join(str(root), "")
+                if base.startswith(below):
+                    self._prefix = base[len(below) :]
+
+    def join(self, name: str) -> str:
+        """The name joined to the directory (an absolute name stays as it is)."""
+        return os.path.join(self.directory, name)
+
+    def stored(self, name: str) -> str:
+        """``stored_path(self.join(name), root)``."""
+        if self._prefix is not None and _plain_relative(name):
+            return self._prefix + name
+        return stored_path(self.join(name), self._root)
+
+
+def _plain_relative(name: str) -> bool:
+    """A relative POSIX name whose every part is a real name (not empty, ``.`` or ``..``)."""
+    wrapped = f"/{name}/"  # every part between slashes, the first and last ones too
+    return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
+
+
 def sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or None for other backends and in-memory DBs."""
     if url.get_backend_name() != "sqlite":

@@ -15,7 +15,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from catalog.enums import RunStatus, SnapshotStatus, Source, WorkflowStatus
 
@@ -57,6 +57,30 @@ class NewSnapshot:
     sequence: int | None = None
     status: SnapshotStatus = SnapshotStatus.PRESENT
     copied_from_snapshot_id: int | None = None
+
+
+class MetadataSnapshot(NamedTuple):
+    """A snapshot to record from its submitted metadata alone: its file was not there to read.
+
+    What :func:`catalog.submission.new_snapshot` describes as a
+    :class:`NewSnapshot` with ``status`` ``missing`` and a snapshot rebuilt
+    from the metadata, stored identically (a test holds the two together),
+    without building that snapshot: the registry records thousands of
+    these per batch when instances do not record their own.
+
+    Attributes:
+        instance: The instance that submitted it.
+        path: Where the file should be (absolute).
+        snapshot_filename: The name as submitted to the manager.
+        metadata: The submitted metadata (not changed afterwards).
+        sequence: The number in the file name, if it follows MUSCLE3's naming.
+    """
+
+    instance: str
+    path: str
+    snapshot_filename: str
+    metadata: SnapshotMetadata
+    sequence: int | None
 
 
 @dataclass(frozen=True)

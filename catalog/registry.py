@@ -50,19 +50,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from catalog.catalog import Catalog, open_catalog
+from catalog.db.fast_read import gc_paused
 from catalog.enums import RunStatus, Source
 from catalog.errors import CatalogError
 from catalog.lineage import link_resumed_run
-from catalog.location import default_catalog_in
+from catalog.location import PathsBelow, default_catalog_in
 from catalog.records import NewWorkflowSnapshot
 from catalog.resilience import Backoff, is_transient, record_isolating
 from catalog.resume_file import MemberSummary, describe, resume_document, write_resume_file
 from catalog.run_dir import dump_ymmsl, run_dir_of_resume_folder
 from catalog.spill import snapshot_entry, spill_path, workflow_entry, write_spill
-from catalog.submission import Submission, SubmissionChecker, SubmissionError, new_snapshot
+from catalog.submission import (
+    Submission,
+    SubmissionChecker,
+    SubmissionError,
+    snapshot_to_record,
+)
 from catalog.topology import Topology
 from catalog.workflow_search import SnapshotGraph, SnapshotNode, WorkflowSnapshot
 
@@ -79,16 +85,19 @@ SHUTDOWN_RETRY_S = 5.0
 _STOP = object()
 
 
-@dataclass(frozen=True)
-class _Payload:
-    """What a graph node carries: the submission and its catalog key (stored path)."""
+class _Payload(NamedTuple):
+    """What a graph node carries: the submission and its catalog key (stored path).
+
+    A named tuple rather than a frozen dataclass: one is made per submission,
+    thousands a second, and a tuple is the cheapest immutable record.
+    """
 
     key: str
     path: str
     submission: Submission
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _PendingSnapshot:
     """A submission whose snapshot row is not known to be in the catalog yet."""
 
@@ -203,6 +212,7 @@ class SnapshotRegistry:
             configuration=dump_ymmsl(configuration),
         )
         self._link_lineage(configuration)
+        self._paths = PathsBelow(self._run_dir, self.catalog.root)
         self._write_files = write_resume_files
         self._clock = clock
         self._shutdown_retry_s = shutdown_retry_s
@@ -341,9 +351,13 @@ class SnapshotRegistry:
                 timeout = max(0.0, self._retry_at - time.monotonic())
             batch, stop = self._take(timeout)
             try:
-                self._search(batch)
-                if self._has_pending() and time.monotonic() >= self._retry_at:
-                    self._try_flush()
+                # A batch is thousands of new objects (graph nodes, rows) without
+                # cycles; collections they trigger would walk the manager's heap again
+                # and again (a fifth of the time), so it is handled in one pause.
+                with gc_paused():
+                    self._search(batch)
+                    if self._has_pending() and time.monotonic() >= self._retry_at:
+                        self._try_flush()
             except Exception as exc:  # a bug must not end the thread and drop what follows
                 self._fail(f"unexpected error processing {len(batch)} submissions: {exc}", exc)
             if stop:
@@ -377,32 +391,40 @@ class SnapshotRegistry:
 
     def _search(self, batch: Sequence[Submission]) -> None:
         """Add submissions to the graph, in order; write and queue the workflow snapshots found."""
-        for submission in batch:
-            filename = submission.metadata.snapshot_filename
-            path = self._path(filename)
-            key = self.catalog.stored_path(path)
-            if key in self._seen:
-                with self._stats_lock:
-                    self.stats.duplicates += 1
-                _logger.warning(
-                    "Snapshot registry: %s submitted %s again; the second submission is ignored",
-                    submission.instance,
-                    filename,
-                )
-                continue
-            self._seen.add(key)
+        accepted = 0  # counted in stats once per batch, not under the lock per submission
+        try:
+            for submission in batch:
+                accepted += self._search_one(submission)
+        finally:
             with self._stats_lock:
-                self.stats.submissions += 1
-            payload = _Payload(key, path, submission)
-            self._pending_snapshots.append(_PendingSnapshot(payload))
-            try:
-                node, workflow = self._graph.register(
-                    submission.instance, submission.metadata.port_message_counts, payload
-                )
-                if workflow is not None:
-                    self._pending_workflows.append(self._written(workflow, node))
-            except Exception as exc:
-                self._fail(f"submission {filename} of {submission.instance}: {exc}", exc)
+                self.stats.submissions += accepted
+
+    def _search_one(self, submission: Submission) -> bool:
+        """Add one submission to the graph; False if it is a duplicate, ignored."""
+        filename = submission.metadata.snapshot_filename
+        path = self._paths.join(filename)
+        key = self._paths.stored(filename)  # = self.catalog.stored_path(path)
+        if key in self._seen:
+            with self._stats_lock:
+                self.stats.duplicates += 1
+            _logger.warning(
+                "Snapshot registry: %s submitted %s again; the second submission is ignored",
+                submission.instance,
+                filename,
+            )
+            return False
+        self._seen.add(key)
+        payload = _Payload(key, path, submission)
+        self._pending_snapshots.append(_PendingSnapshot(payload))
+        try:
+            node, workflow = self._graph.register(
+                submission.instance, submission.metadata.port_message_counts, payload
+            )
+            if workflow is not None:
+                self._pending_workflows.append(self._written(workflow, node))
+        except Exception as exc:
+            self._fail(f"submission {filename} of {submission.instance}: {exc}", exc)
+        return True
 
     def _written(self, workflow: WorkflowSnapshot, completed_by: SnapshotNode) -> _PendingWorkflow:
         """Describe a workflow snapshot and write its resume file (not waiting for the catalog)."""
@@ -508,7 +530,7 @@ class SnapshotRegistry:
         known = self.catalog.snapshot_ids(keys, already_stored=True)
         unknown = [p.payload for p in items if p.payload.key not in known]
         if unknown:
-            missing = [new_snapshot(p.submission, Path(p.path)) for p in unknown]
+            missing = [snapshot_to_record(p.submission, p.path) for p in unknown]
             added = self.catalog.record_snapshot_batch(
                 self.run.id, missing, stored=[p.key for p in unknown]
             )
@@ -558,7 +580,9 @@ class SnapshotRegistry:
         """At shutdown: keep trying for a while, then spill what is still unrecorded."""
         deadline = time.monotonic() + self._shutdown_retry_s
         while self._has_pending():
-            if self._try_flush():
+            with gc_paused():
+                flushed = self._try_flush()
+            if flushed:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -619,9 +643,6 @@ class SnapshotRegistry:
         with self._stats_lock:
             self.stats.errors.append(message)
         _logger.error("Snapshot registry: %s", message, exc_info=exc)
-
-    def _path(self, filename: str) -> str:
-        return os.path.join(self._run_dir, filename)  # join keeps absolute names as they are
 
 
 def _first_line(exc: BaseException) -> str:

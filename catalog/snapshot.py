@@ -101,16 +101,29 @@ class SnapshotMetadata:
             snapshot_filename=snapshot_filename,
         )
 
-    def to_snapshot(self) -> Snapshot:
+    def to_snapshot(self, *, copy: bool = True) -> Snapshot:
         """The snapshot as far as its metadata tells (the inverse of :meth:`from_snapshot`).
 
         For recording a submission whose file cannot be read: the message
         keeps its timestamps but no data (none for an implicit snapshot, whose
         timestamp is NaN), and the settings overlay is empty.
+
+        Args:
+            copy: Give the snapshot its own triggers and counts. False shares
+                them, for metadata nobody changes (the registry's checked
+                copy of a submission, recorded thousands at a time).
         """
         message = (
             None if math.isnan(self.timestamp) else Message(self.timestamp, self.next_timestamp)
         )
+        if not copy:
+            return Snapshot(
+                self.triggers,
+                self.wallclock_time,
+                self.port_message_counts,
+                self.is_final_snapshot,
+                message,
+            )
         return Snapshot(
             triggers=list(self.triggers),
             wallclock_time=self.wallclock_time,

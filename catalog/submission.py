@@ -32,7 +32,7 @@ from typing import Any
 from catalog.enums import SnapshotStatus
 from catalog.errors import CatalogError, SnapshotFileError
 from catalog.naming import parse_pack_name, validate_instance
-from catalog.records import NewSnapshot
+from catalog.records import MetadataSnapshot, NewSnapshot
 from catalog.snapshot import SnapshotMetadata
 from catalog.topology import Topology
 
@@ -110,12 +110,12 @@ class SubmissionChecker:
         Raises:
             SubmissionError: What is wrong, naming the instance and the file.
         """
-        name = _text_or_none(instance)
-        filename = _filename_for_message(metadata)
         try:
             checked_instance = self._instance(instance)
             checked = _metadata(metadata)
         except _ProblemError as problem:
+            name = _text_or_none(instance)
+            filename = _filename_for_message(metadata)
             raise SubmissionError(
                 f"Rejected the snapshot submitted by {name or 'an unnamed instance'!r} "
                 f"({filename}): {problem}. The instance sent metadata the registry cannot "
@@ -169,7 +169,7 @@ def _filename_for_message(metadata: Any) -> str:
 
 
 def _get(metadata: Any, name: str) -> Any:
-    if isinstance(metadata, Mapping):
+    if type(metadata) is dict or isinstance(metadata, Mapping):  # a dict skips the ABC check
         if name not in metadata:
             raise _ProblemError(f"the metadata has no {name!r}")
         return metadata[name]
@@ -200,7 +200,9 @@ def _no_nul(text: str, what: str) -> None:
 
 
 def _triggers(value: Any) -> list[str]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if type(value) is not list and (
+        isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+    ):
         raise _ProblemError(f"triggers is a {type(value).__name__}, not a list of text")
     for trigger in value:
         if not isinstance(trigger, str):
@@ -221,14 +223,20 @@ def _number(value: Any, name: str) -> float:
 
 
 def _counts(value: Any) -> dict[str, list[int]]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise _ProblemError(f"port_message_counts is a {type(value).__name__}, not a map of ports")
     counts: dict[str, list[int]] = {}
     for port, slots in value.items():
         if not isinstance(port, str):
             raise _ProblemError(f"port name {port!r} is a {type(port).__name__}, not text")
         _check_port_name(port)
-        # the common case, checked fast: a vector port has a count per slot, every submission
+        # the common cases, checked fast: a port with one slot; a vector port, with a
+        # count per slot, in every submission
+        if type(slots) is list and len(slots) == 1:
+            count = slots[0]
+            if type(count) is int and LOWEST_COUNT <= count < COUNT_LIMIT:
+                counts[port] = [count]
+                continue
         if type(slots) is list and all(type(c) is int for c in slots):
             if slots and not (min(slots) >= LOWEST_COUNT and max(slots) < COUNT_LIMIT):
                 _check_count(port, min(slots) if min(slots) < LOWEST_COUNT else max(slots))
@@ -291,18 +299,52 @@ def new_snapshot(submission: Submission, path: Path) -> NewSnapshot:
     sequence = parsed[1] if parsed else None
     filename = submission.metadata.snapshot_filename
     if os.path.isfile(path):  # a cheap check first: replays submit files that are not there
-        from catalog.store import load_pack  # only then: it imports the payload codecs
-
-        try:
-            loaded = load_pack(path)
-        except SnapshotFileError as exc:
-            _logger.warning("Recording %s from its metadata only: %s", path, exc)
-        else:
-            return NewSnapshot(
-                submission.instance, path, filename, loaded.snapshot,
-                loaded.size_bytes, loaded.sha256, sequence,
-            )  # fmt: skip
+        loaded = _loaded(submission, path, sequence)
+        if loaded is not None:
+            return loaded
+    # A Submission is the checker's own copy, never changed: the record may share its lists.
     return NewSnapshot(
-        submission.instance, path, filename, submission.metadata.to_snapshot(),
+        submission.instance, path, filename, submission.metadata.to_snapshot(copy=False),
         None, None, sequence, status=SnapshotStatus.MISSING,
+    )  # fmt: skip
+
+
+def snapshot_to_record(submission: Submission, path: str) -> NewSnapshot | MetadataSnapshot:
+    """What the registry records for a submission the instance did not record itself.
+
+    :func:`new_snapshot`'s record, except that a submission whose file is not
+    there is described by its metadata alone (:class:`MetadataSnapshot`),
+    which the catalog stores exactly as :func:`new_snapshot`'s missing
+    record, without building a snapshot object (and a ``Path``) per
+    submission: a replay, or a run whose instances use plain libmuscle,
+    submits thousands.
+
+    Args:
+        submission: The checked submission.
+        path: Where its file is (absolute).
+    """
+    if os.path.isfile(path):
+        return new_snapshot(submission, Path(path))
+    parsed = parse_pack_name(os.path.basename(path))
+    return MetadataSnapshot(
+        submission.instance,
+        path,
+        submission.metadata.snapshot_filename,
+        submission.metadata,
+        parsed[1] if parsed else None,
+    )
+
+
+def _loaded(submission: Submission, path: Path, sequence: int | None) -> NewSnapshot | None:
+    """The record of a file that is there, from its content; None if it cannot be read."""
+    from catalog.store import load_pack  # only now: it imports the payload codecs
+
+    try:
+        loaded = load_pack(path)
+    except SnapshotFileError as exc:
+        _logger.warning("Recording %s from its metadata only: %s", path, exc)
+        return None
+    return NewSnapshot(
+        submission.instance, path, submission.metadata.snapshot_filename, loaded.snapshot,
+        loaded.size_bytes, loaded.sha256, sequence,
     )  # fmt: skip

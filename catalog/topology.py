@@ -20,6 +20,7 @@ It reads yMMSL v0.1 files (``config.model``) and v0.2 files
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -74,6 +75,14 @@ class _Conduit:
     receiving_port: str
 
 
+#: The usual instance name: dotted identifiers, then indices (``micro[3]``, ``a.b[1][2]``).
+#: Parsed directly (a topology of a thousand instances parses names thousands of
+#: times); anything else goes through ymmsl's Reference, which a test holds it to.
+_SIMPLE_INSTANCE = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)((?:\[[0-9]+\])*)"
+)
+
+
 def parse_instance(name: str) -> tuple[str, tuple[int, ...]]:
     """Split an instance name into its component and indices.
 
@@ -83,6 +92,10 @@ def parse_instance(name: str) -> tuple[str, tuple[int, ...]]:
     Returns:
         The component name and the indices, e.g. ``("micro", (3,))``.
     """
+    simple = _SIMPLE_INSTANCE.fullmatch(name)
+    if simple is not None:  # what ymmsl's Reference gives for it, without building one
+        component, indices = simple.groups()
+        return component, tuple(int(i) for i in indices[1:-1].split("][")) if indices else ()
     reference = v0_2.Reference(name)
     parts = list(reference)
     split = len(parts)
@@ -138,6 +151,7 @@ class Topology:
         ]
         self._peers: dict[str, tuple[str, ...]] = {}
         self._pairs: dict[tuple[str, str], tuple[PortPair, ...]] = {}
+        self._parsed: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     @staticmethod
     def from_configuration(configuration: Any) -> Topology:
@@ -179,7 +193,7 @@ class Topology:
         Raises:
             TopologyError: The instance is not part of the model.
         """
-        component, indices = parse_instance(instance)
+        component, indices = self._parse(instance)
         dims = self._dims.get(component)
         if (
             dims is None
@@ -209,9 +223,16 @@ class Topology:
             self._pairs[key] = cached
         return cached
 
+    def _parse(self, instance: str) -> tuple[str, tuple[int, ...]]:
+        """:func:`parse_instance`, once per name (peers and pairs ask for each many times)."""
+        parsed = self._parsed.get(instance)
+        if parsed is None:
+            parsed = self._parsed[instance] = parse_instance(instance)
+        return parsed
+
     def _compute_peers(self, instance: str) -> tuple[str, ...]:
         component = self.component_of(instance)
-        _, indices = parse_instance(instance)
+        _, indices = self._parse(instance)
         dims = self._dims[component]
         peers: list[str] = []
         for peer_component in self._peer_components(component):
@@ -237,8 +258,8 @@ class Topology:
         return found
 
     def _compute_pairs(self, instance: str, peer: str) -> tuple[PortPair, ...]:
-        component, indices = parse_instance(instance)
-        peer_component, peer_indices = parse_instance(peer)
+        component, indices = self._parse(instance)
+        peer_component, peer_indices = self._parse(peer)
         pairs: list[PortPair] = []
         for conduit in self._conduits:
             if conduit.sender == component and conduit.receiver == peer_component:

@@ -104,6 +104,7 @@ class SnapshotGraph:
         self._consistent_count = dict.fromkeys(self._instances, 0)
         self._without_consistent = len(self._instances)
         self._checkers: dict[tuple[str, str], PairChecker] = {}
+        self._peer_checkers: dict[str, list[tuple[str, PairChecker]]] = {}
         for instance in self._instances:
             self.add(instance, {}, None, is_restart=True)
 
@@ -141,8 +142,11 @@ class SnapshotGraph:
         nodes.append(node)
         if node.consistent:
             self._became_consistent(node)
-        for peer in peers:
-            check = self._checker(instance, peer)
+        checkers = self._peer_checkers.get(instance)
+        if checkers is None:  # once per instance: every new snapshot is checked the same way
+            checkers = [(peer, self._checker(instance, peer)) for peer in peers]
+            self._peer_checkers[instance] = checkers
+        for peer, check in checkers:
             for other in self._nodes[peer]:
                 if check(counts, other.counts, is_restart, other.is_restart):
                     self._link(node, other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ from catalog import SnapshotRegistry, open_catalog
 from catalog.cli import cli
 from catalog.location import (
     DEFAULT_CATALOG_NAME,
+    PathsBelow,
     catalog_for_snapshot_directory,
     choose_catalog,
     find_catalog_above,
+    stored_path,
 )
 
 from .conftest import RUNS
@@ -118,3 +121,41 @@ def test_init_is_idempotent_and_refuses_two_targets(
     nested = run_cli(campaign, monkeypatch, "init", "sub")
     assert nested.exit_code == 0
     assert f"not {campaign / DEFAULT_CATALOG_NAME}" in nested.output
+
+
+NAMES = [
+    "micro-4_1.pack",
+    "instances/micro[4]/snapshots/micro-4_1.pack",
+    ".hidden/x.pack",
+    "..x/y.pack",
+    "a.b/c..d/e.pack",
+    "./x.pack",
+    "a/./x.pack",
+    "a/../x.pack",
+    "../outside/x.pack",
+    "a//x.pack",
+    "a/x.pack/",
+    "a/..",
+    ".",
+    "..",
+    "/elsewhere/x.pack",
+    "snapshots/../../x.pack",
+]
+
+
+@pytest.mark.parametrize("layout", ["catalog above", "catalog in run", "catalog beside", "no root"])
+def test_paths_below_store_names_as_stored_path_does(tmp_path: Path, layout: str) -> None:
+    """The registry's fast keys are stored_path's, for plain and for odd names."""
+    run_dir = tmp_path / "campaign" / "run"
+    root = {
+        "catalog above": tmp_path / "campaign",
+        "catalog in run": run_dir,
+        "catalog beside": tmp_path / "other",
+        "no root": None,
+    }[layout]
+    for directory in (run_dir, str(run_dir) + "/", tmp_path / "campaign" / "x" / ".." / "run"):
+        paths = PathsBelow(directory, root)
+        for name in NAMES:
+            joined = os.path.join(directory, name)
+            assert paths.join(name) == joined
+            assert paths.stored(name) == stored_path(joined, root), (directory, name)

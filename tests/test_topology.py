@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import ymmsl
+from ymmsl import v0_2
 
 from catalog.topology import SlotMapping, Topology, TopologyError, parse_instance
 from tests.conftest import REGISTRY_CASES, RUNS
@@ -75,3 +76,47 @@ def test_parse_instance() -> None:
     assert parse_instance("micro[3]") == ("micro", (3,))
     assert parse_instance("a.b[1][2]") == ("a.b", (1, 2))
     assert parse_instance("macro") == ("macro", ())
+
+
+def _by_ymmsl(name: str) -> tuple[str, tuple[int, ...]]:
+    parts = list(v0_2.Reference(name))
+    split = len(parts)
+    while split > 0 and isinstance(parts[split - 1], int):
+        split -= 1
+    return str(v0_2.Reference(parts[:split])), tuple(int(i) for i in parts[split:])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "micro[3]",
+        "a.b[1][2]",
+        "macro",
+        "_x.y_2[10][0][7]",
+        "micro[03]",
+        "a[1].b[2]",
+        "a[1].b",
+        "a[-1]",
+        "a[+2]",
+        "a[1_0]",
+        "a..b",
+        "a[",
+        "a[1]b",
+        "1a",
+        "a.[1]",
+        "",
+        "é[1]",
+        "a[\u0661]",  # an Arabic-Indic digit one
+    ],
+)
+def test_parse_instance_is_ymmsls_reading(name: str) -> None:
+    """The direct parse of plain names gives what ymmsl's Reference gives, errors included."""
+    try:
+        expected: object = _by_ymmsl(name)
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: object = parse_instance(name)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected

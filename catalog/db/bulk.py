@@ -15,6 +15,7 @@ Lookups by a list of keys (paths, ids) go through :func:`select_in_chunks`
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -26,11 +27,13 @@ from catalog.db.rows import (
     SNAPSHOT_COLUMNS,
     SNAPSHOTS,
     add_child_rows,
+    add_metadata_child_rows,
+    metadata_values,
     snapshot_values,
 )
 from catalog.db.schema import Base, Run, SnapshotRow
 from catalog.errors import CatalogError
-from catalog.records import NewSnapshot
+from catalog.records import MetadataSnapshot, NewSnapshot
 
 #: Largest number of bound parameters we put in one ``IN (...)`` list.
 IN_CHUNK = 500
@@ -75,8 +78,7 @@ def ids_by_path(session: Session, paths: Sequence[str]) -> dict[str, int]:
         statement = (
             f"SELECT path, id FROM {SNAPSHOTS} WHERE path IN ({', '.join([marker] * len(chunk))})"
         )
-        for path, sid in connection.exec_driver_sql(statement, tuple(chunk)):
-            found[path] = sid
+        found.update(_driver_rows(connection.exec_driver_sql(statement, tuple(chunk))))
     return found
 
 
@@ -100,7 +102,7 @@ def next_submission_order(session: Session, run_id: int) -> int:
 
 
 def insert_snapshots(
-    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot]]
+    session: Session, run_id: int, rows: Sequence[tuple[str, int, NewSnapshot | MetadataSnapshot]]
 ) -> list[int]:
     """Insert snapshot rows and their child rows.
 
@@ -108,15 +110,22 @@ def insert_snapshots(
         session: The write session (with the run locked).
         run_id: The run they belong to.
         rows: ``(stored path, submission order, snapshot)`` per new row; the
-            orders are new in the run.
+            orders are new in the run. A snapshot known only from its
+            metadata (:class:`MetadataSnapshot`) is stored as the
+            :class:`NewSnapshot` rebuilt from it would be.
 
     Returns:
         The new ids, in the order of ``rows``.
     """
     if not rows:
         return []
-    now = dt.datetime.now(dt.UTC)  # one transaction, one time of recording
-    values = [snapshot_values(run_id, stored, order, new, now) for stored, order, new in rows]
+    now = _driver_value(session, dt.datetime.now(dt.UTC))  # one transaction, one time
+    values = [
+        metadata_values(run_id, stored, order, new, now)
+        if isinstance(new, MetadataSnapshot)
+        else snapshot_values(run_id, stored, order, new, now)
+        for stored, order, new in rows
+    ]
     # The values are typed as the columns' processors would make them (see
     # snapshot_values), so they go to the driver as they are.
     executemany(session, SNAPSHOTS, SNAPSHOT_COLUMNS, values, convert=False)
@@ -132,7 +141,10 @@ def insert_snapshots(
     ports: list[tuple[Any, ...]] = []
     settings: list[tuple[Any, ...]] = []
     for snapshot_id, (_stored, _order, new) in zip(ids, rows, strict=True):
-        add_child_rows(snapshot_id, new.snapshot, triggers, ports, settings)
+        if isinstance(new, MetadataSnapshot):
+            add_metadata_child_rows(snapshot_id, new.metadata, triggers, ports)
+        else:
+            add_child_rows(snapshot_id, new.snapshot, triggers, ports, settings)
     for (table, columns), values_of in zip(CHILD_TABLES, (triggers, ports, settings), strict=True):
         if values_of:
             executemany(session, table, columns, values_of)
@@ -146,7 +158,7 @@ def ids_by_order(session: Session, run_id: int, first: int, last: int) -> dict[i
         f"SELECT submission_order, id FROM {SNAPSHOTS} WHERE run_id = {marker} "
         f"AND submission_order >= {marker} AND submission_order <= {marker}"
     )
-    rows = session.connection().exec_driver_sql(statement, (run_id, first, last))
+    rows = _driver_rows(session.connection().exec_driver_sql(statement, (run_id, first, last)))
     return {int(order): int(sid) for order, sid in rows}
 
 
@@ -173,7 +185,7 @@ def executemany(
         converted = [
             (index, processor)
             for index, name in enumerate(columns)
-            if (processor := table_columns[name].type.bind_processor(dialect)) is not None
+            if (processor := _bind_processor(table_columns[name].type, dialect)) is not None
         ]
         if converted:
             rows = [_converted(row, converted) for row in rows]
@@ -184,6 +196,61 @@ def executemany(
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     connection.exec_driver_sql(statement, list(rows))
+
+
+def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The conversion the ORM applies to a column's values: its type's, as the dialect has it.
+
+    The generic type's own processor can differ (SQLite's DateTime text format
+    is the dialect's); the ORM binds through the dialect's implementation.
+    """
+    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    return processor
+
+
+def _driver_value(session: Session, value: dt.datetime) -> Any:
+    """A time as the driver would bind it, converted once for a whole batch.
+
+    ``sqlite3`` turns every datetime parameter into text with its registered
+    adapter, once per row; applying that same adapter here once gives the
+    same text without thousands of conversions. Other drivers get the datetime.
+    """
+    if session.connection().dialect.name != "sqlite":
+        return value
+    adapter = sqlite3.adapters.get((dt.datetime, sqlite3.PrepareProtocol))
+    return value if adapter is None else adapter(value)
+
+
+def timestamps_by_id(session: Session, snapshot_ids: Sequence[int]) -> dict[int, float | None]:
+    """Snapshot id -> stored ``timestamp`` column, for the ids among ``snapshot_ids``.
+
+    Plain driver SQL, as :func:`ids_by_path`: a workflow snapshot of a
+    thousand instances needs a thousand timestamps, and SQLAlchemy's
+    expanding ``IN`` costs more per statement than the lookups.
+    """
+    connection = session.connection()
+    marker = _marker(connection.dialect.paramstyle)
+    found: dict[int, float | None] = {}
+    for start in range(0, len(snapshot_ids), IN_CHUNK):
+        chunk = tuple(snapshot_ids[start : start + IN_CHUNK])
+        markers = ", ".join([marker] * len(chunk))
+        statement = f"SELECT id, timestamp FROM {SNAPSHOTS} WHERE id IN ({markers})"
+        for sid, timestamp in _driver_rows(connection.exec_driver_sql(statement, chunk)):
+            found[int(sid)] = None if timestamp is None else float(timestamp)
+    return found
+
+
+def _driver_rows(result: Any) -> list[tuple[Any, ...]]:
+    """All rows of a driver-SQL result as the driver's plain tuples, and the result closed.
+
+    Thousands of keys per batch: SQLAlchemy's row objects cost more than the lookup.
+    """
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def _marker(paramstyle: str) -> str:

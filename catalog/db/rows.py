@@ -21,9 +21,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from catalog.db.floats import join_float, split_float
+from catalog.enums import SnapshotStatus
 
 if TYPE_CHECKING:  # catalog.snapshot imports numpy and ymmsl, which reading never needs
-    from catalog.records import NewSnapshot
+    from catalog.records import MetadataSnapshot, NewSnapshot
     from catalog.snapshot import Snapshot, SnapshotMetadata
 
 #: The table of snapshot rows.
@@ -118,6 +119,71 @@ def snapshot_values(
     )
 
 
+#: The format version of a snapshot rebuilt from metadata (``catalog.snapshot.FORMAT_V1``,
+#: not imported: that module imports ymmsl and numpy).
+METADATA_FORMAT_VERSION = 1
+_MISSING = str(SnapshotStatus.MISSING)
+
+
+def metadata_values(
+    run_id: int, stored: str, order: int, new: MetadataSnapshot, now: Any
+) -> tuple[Any, ...]:
+    """:func:`snapshot_values` of a snapshot recorded from its metadata alone.
+
+    The values :func:`snapshot_values` gives for the :class:`NewSnapshot` that
+    ``catalog.submission.new_snapshot`` builds when the file is not there
+    (status ``missing``, no size or digest, the message's timestamps from the
+    metadata, none for an implicit snapshot's NaN), straight from the metadata.
+    """
+    metadata = new.metadata
+    implicit = math.isnan(metadata.timestamp)
+    if implicit:
+        timestamp, timestamp_nan = None, True  # as for a snapshot without message
+        next_ts, next_ts_nan = None, False
+    else:
+        timestamp, timestamp_nan = split_float(metadata.timestamp)
+        next_ts, next_ts_nan = split_float(metadata.next_timestamp)
+    wallclock, wallclock_nan = split_float(metadata.wallclock_time)
+    return (
+        run_id,
+        new.instance,
+        new.sequence,
+        order,
+        stored,
+        new.snapshot_filename,
+        METADATA_FORMAT_VERSION,
+        None,
+        None,
+        wallclock,
+        wallclock_nan,
+        timestamp,
+        timestamp_nan,
+        next_ts,
+        next_ts_nan,
+        bool(metadata.is_final_snapshot),
+        implicit,
+        _MISSING,
+        now,
+        None,
+    )
+
+
+def add_metadata_child_rows(
+    snapshot_id: int,
+    metadata: SnapshotMetadata,
+    triggers: list[tuple[Any, ...]],
+    ports: list[tuple[Any, ...]],
+) -> None:
+    """:func:`add_child_rows` of a snapshot recorded from its metadata (it has no settings)."""
+    triggers.extend([(snapshot_id, i, t) for i, t in enumerate(metadata.triggers)])
+    ports.extend(
+        [
+            (snapshot_id, port, position, len(slot_counts), counts_json(slot_counts))
+            for position, (port, slot_counts) in enumerate(metadata.port_message_counts.items())
+        ]
+    )
+
+
 def child_rows(snapshot_id: int, snapshot: Snapshot) -> dict[str, list[tuple[Any, ...]]]:
     """The child rows of a snapshot, per table of :data:`CHILD_TABLES`, in their columns' order.
 
@@ -177,6 +243,10 @@ def counts_json(slot_counts: list[int]) -> str:
             metadata); the snapshot is refused rather than stored where SQL
             cannot read it.
     """
+    if len(slot_counts) == 1:  # most ports: one slot, a plain int within range
+        count = slot_counts[0]
+        if type(count) is int and COUNT_MIN <= count <= COUNT_MAX:
+            return f"[{count}]"
     counts = [int(count) for count in slot_counts]
     if counts and (min(counts) < COUNT_MIN or max(counts) > COUNT_MAX):
         raise ValueError(
@@ -184,8 +254,6 @@ def counts_json(slot_counts: list[int]) -> str:
             f"is outside the range a catalog stores ({COUNT_MIN} to 2**63 - 1): the "
             "snapshot's metadata is corrupt"
         )
-    if len(counts) == 1:  # most ports: one slot
-        return f"[{counts[0]}]"
     return "[" + ",".join(map(str, counts)) + "]"
 
 

@@ -174,6 +174,33 @@ def _upgrade_on(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+def migrate_empty(connection: Connection) -> None:
+    """Run every migration on an empty database, in the caller's transaction.
+
+    What creating a catalog means; :mod:`catalog.db.sqlite_head` replays its
+    result on SQLite and regenerates that result with this.
+    """
+    _upgrade_on(connection)
+
+
+def _create_schema(connection: Connection) -> None:
+    """Create the head schema in an empty database (locked, in the caller's transaction).
+
+    On SQLite the migrations' result is replayed (:mod:`catalog.db.sqlite_head`,
+    a test holds it identical to what the migrations create) while it is the
+    head revision's; otherwise, and on PostgreSQL, the migrations run. Either
+    way the migrations must be there: an installation without them is broken
+    (it could not upgrade), and says so at once (:func:`migrations_directory`).
+    """
+    from catalog.db import sqlite_head
+
+    migrations_directory()
+    if connection.dialect.name == "sqlite" and sqlite_head.available():
+        sqlite_head.create_head_schema(connection.connection.dbapi_connection)
+        return
+    migrate_empty(connection)
+
+
 def _sqlite_enforce_foreign_keys(connection: Connection, enforce: bool) -> None:
     # Straight on the driver connection: through SQLAlchemy the statement would
     # start a transaction first, inside which SQLite ignores this pragma.
@@ -279,7 +306,7 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
         if revision == head:
             return
         if revision is None:
-            _upgrade_on(connection)
+            _create_schema(connection)
             return
         _raise_for_revision(revision, head, location)
 
