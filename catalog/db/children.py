@@ -107,8 +107,9 @@ class SnapshotChildren:
         if max(len(cache) for cache in caches) > CACHE_LIMIT:
             self.forget_decoded()
         postgres = session.connection().dialect.name == "postgresql"
-        name_json = func.to_json if postgres else func.json_quote
-        setting = cast(name_json(SnapshotSetting.name), Text).concat(SnapshotSetting.value_json)
+        name = SnapshotSetting.name
+        quoted = cast(func.to_json(name), Text) if postgres else func.json_quote(name, type_=Text)
+        setting = quoted.concat(SnapshotSetting.value_json)
         self.triggers = _keys(
             _rows(session, ids, SnapshotTrigger, SnapshotTrigger.trigger, False),
         )
