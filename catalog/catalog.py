@@ -849,10 +849,13 @@ class Catalog:
         (see :class:`~catalog.db.children.SnapshotChildren`) decoded once per
         distinct value. A frozen dataclass's ``__init__`` sets each field
         through ``object.__setattr__``, which costs more than the rest of
-        building a record, so the dict of fields built here becomes the
-        record's instance dict: the same fields, so the record is equal and
-        frozen alike (see :func:`_fills_every_field` for when the constructor
-        is used instead).
+        building a record, so the fields are stored straight into the
+        record's instance dict, in field order: the same fields, so the
+        record is equal and frozen alike (see :func:`_fills_every_field` for
+        when the constructor is used instead). Stored one by one in that
+        order, the dicts of all records share one table of keys, which makes
+        each a third of the size of a dict built apart and copied in, and
+        faster to fill.
         """
         root = None if self.root is None else str(self.root)
         triggers, ports, settings = children.triggers, children.ports, children.settings
@@ -865,7 +868,6 @@ class Catalog:
         times: dict[Any, dt.datetime] = {}
         statuses = _STATUSES
         new = object.__new__
-        set_dict = object.__setattr__
         fast: bool | None = None  # decided on the first row
         for (
             sid, run_id, instance, sequence, order, stored, filename, version,
@@ -894,44 +896,50 @@ class Catalog:
             snapshot_settings = setting_values.get(text)
             if snapshot_settings is None:
                 snapshot_settings = setting_values[text] = decode_settings(text)  # type: ignore[arg-type]
-            fields = {
-                "id": sid,
-                "run": run_names[run_id],
-                "run_id": run_id,
-                "instance": instance,
-                "sequence": sequence,
-                "submission_order": order,
-                "path": child(directory, name) if name and name != "." else directory / name,
-                "snapshot_filename": filename,
-                "format_version": version,
-                "size_bytes": size,
-                "sha256": sha,
-                "triggers": snapshot_triggers,
-                "wallclock_time": nan if flags & _WALLCLOCK_NAN else (wallclock or 0.0),
-                "timestamp": nan if flags & _TIMESTAMP_NAN or timestamp is None else timestamp,
-                "next_timestamp": nan if flags & _NEXT_TIMESTAMP_NAN else next_ts,
-                "port_message_counts": (
-                    {port: counts.copy() for port, counts in snapshot_ports}
-                    if snapshot_ports.__class__ is tuple
-                    else snapshot_ports()  # type: ignore[operator]
-                ),
-                "is_final_snapshot": flags & _FINAL != 0,
-                "is_implicit": flags & _IMPLICIT != 0,
-                "settings_overlay": (
-                    dict(snapshot_settings)
-                    if snapshot_settings.__class__ is tuple
-                    else snapshot_settings()  # type: ignore[operator]
-                ),
-                "status": statuses.get(status) or SnapshotStatus(status),
-                "recorded_at": recorded,
-                "copied_from_snapshot_id": copied_from,
-                "status_changed_at": utc_time(changed_at) if changed_at else None,
-            }
+            if fast:
+                record = new(SnapshotRecord)
+                fields = record.__dict__
+            else:
+                fields = {}
+            fields["id"] = sid
+            fields["run"] = run_names[run_id]
+            fields["run_id"] = run_id
+            fields["instance"] = instance
+            fields["sequence"] = sequence
+            fields["submission_order"] = order
+            fields["path"] = child(directory, name) if name and name != "." else directory / name
+            fields["snapshot_filename"] = filename
+            fields["format_version"] = version
+            fields["size_bytes"] = size
+            fields["sha256"] = sha
+            fields["triggers"] = snapshot_triggers
+            fields["wallclock_time"] = nan if flags & _WALLCLOCK_NAN else (wallclock or 0.0)
+            fields["timestamp"] = nan if flags & _TIMESTAMP_NAN or timestamp is None else timestamp
+            fields["next_timestamp"] = nan if flags & _NEXT_TIMESTAMP_NAN else next_ts
+            fields["port_message_counts"] = (
+                {port: counts.copy() for port, counts in snapshot_ports}
+                if snapshot_ports.__class__ is tuple
+                else snapshot_ports()  # type: ignore[operator]
+            )
+            fields["is_final_snapshot"] = flags & _FINAL != 0
+            fields["is_implicit"] = flags & _IMPLICIT != 0
+            fields["settings_overlay"] = (
+                dict(snapshot_settings)
+                if snapshot_settings.__class__ is tuple
+                else snapshot_settings()  # type: ignore[operator]
+            )
+            fields["status"] = statuses.get(status) or SnapshotStatus(status)
+            fields["recorded_at"] = recorded
+            fields["copied_from_snapshot_id"] = copied_from
+            fields["status_changed_at"] = utc_time(changed_at) if changed_at else None
+            if fast:
+                yield record
+                continue
             if fast is None:
                 fast = _fills_every_field(fields)
             if fast:
                 record = new(SnapshotRecord)
-                set_dict(record, "__dict__", fields)  # the fields become its dict, not copied
+                record.__dict__.update(fields)
                 yield record
             else:
                 yield SnapshotRecord(**fields)
