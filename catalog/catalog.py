@@ -813,8 +813,8 @@ class Catalog:
         """Records matching a filter, read in five statements of one consistent transaction.
 
         The children (triggers, ports, settings) are read after the rows,
-        one statement per table, one row per snapshot (see
-        :mod:`catalog.db.children`): by id range when the rows' ids lie close
+        one statement per table (see :mod:`catalog.db.children`): all of
+        them for an unfiltered read, by id range when the rows' ids lie close
         together (a run in submission order), else by the same filter as the
         rows. The runs' names are read apart, once per run rather than per row.
         """
@@ -826,12 +826,13 @@ class Catalog:
             if rows:
                 conditions = query.conditions(self._dialect)
                 if query.limit is None and not extra and not conditions:
-                    everything: Any = None  # no need to restrict the children
+                    ids: Any = None  # every snapshot: no need to restrict the children
                 else:
-                    everything = select(SnapshotRow.id).where(*conditions, *extra)
+                    matching = select(SnapshotRow.id).where(*conditions, *extra)
                     if query.limit is not None:
-                        everything = everything.order_by(*query.ordering()).limit(query.limit)
-                children.load(session, _ids_of(rows, everything))
+                        matching = matching.order_by(*query.ordering()).limit(query.limit)
+                    ids = _ids_of(rows, matching)
+                children.load(session, ids)
                 names = _run_names(session, query.run_id)
             records = RecordList(self._build_records(rows, children, names))
             # Dropped before collection resumes, so that it need not walk them.
