@@ -16,24 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.db.bulk import (
-    IN_CHUNK,
     executemany,
     ids_by_path,
     insert_snapshots,
@@ -42,16 +40,19 @@ from catalog.db.bulk import (
     select_in_chunks,
     timestamps_by_id,
 )
+from catalog.db.children import (
+    SnapshotChildren,
+    decode_ports,
+    decode_settings,
+    decode_triggers,
+)
 from catalog.db.engine import consistent_read, create_catalog_engine
 from catalog.db.fast_read import fetch_all, fetch_batches, gc_paused
 from catalog.db.identity import members_key
 from catalog.db.rows import child_rows, snapshot_row, written_metadata
 from catalog.db.schema import (
     Run,
-    SnapshotPort,
     SnapshotRow,
-    SnapshotSetting,
-    SnapshotTrigger,
     WorkflowSnapshotMember,
     WorkflowSnapshotRow,
 )
@@ -87,13 +88,6 @@ if TYPE_CHECKING:
 
 #: Rows per transaction when recording in bulk (import, reindex).
 BULK_BATCH_SIZE = 2000
-
-
-@dataclass
-class _Children:
-    triggers: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    ports: dict[int, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(dict))
-    settings: dict[int, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
 
 
 class Catalog:
@@ -681,18 +675,9 @@ class Catalog:
         )
         with self.read_session() as session:
             names = _run_names(session, query.run_id)
+            children = SnapshotChildren()
             for rows in fetch_batches(session, self._snapshot_select(query), batch_size):
-                ids = [row[0] for row in rows]
-                children = _Children()
-                low, high = min(ids), max(ids)
-                if high - low < 2 * len(ids):
-                    # Ids close together (a run in submission order): their
-                    # children by id range, three short statements; a few of
-                    # other snapshots come along and are never looked up.
-                    _load_children(session, range(low, high + 1), children)
-                else:
-                    for start in range(0, len(ids), IN_CHUNK):
-                        _load_children(session, ids[start : start + IN_CHUNK], children)
+                children.load(session, _ids_of(rows, None))
                 yield from self._build_records(rows, children, names)
 
     def snapshot_filter(
@@ -829,47 +814,57 @@ class Catalog:
     def _records_where(self, query: SnapshotFilter, *extra: Any) -> RecordList[SnapshotRecord]:
         """Records matching a filter, read in five statements of one consistent transaction.
 
-        The children (triggers, ports, settings) are selected by the same
-        filter as the rows, so that each table is read in one statement
-        however many rows there are. (On SQLite, ``IN`` that subquery is as
-        fast as joining the children to their snapshots by ``run_id``.)
-        The runs' names are read apart, once per run rather than per row.
+        The children (triggers, ports, settings) are read after the rows,
+        one statement per table (see :mod:`catalog.db.children`): all of
+        them for an unfiltered read, by id range when the rows' ids lie close
+        together (a run in submission order), else by the same filter as the
+        rows. The runs' names are read apart, once per run rather than per row.
         """
         statement = self._snapshot_select(query, *extra)
         with self.read_session() as session, gc_paused():
             rows = fetch_all(session, statement)
-            children = _Children()
+            children = SnapshotChildren()
             names: dict[int, str] = {}
             if rows:
                 conditions = query.conditions(self._dialect)
                 if query.limit is None and not extra and not conditions:
-                    ids: Any = None  # everything: no need to restrict the children
+                    ids: Any = None  # every snapshot: no need to restrict the children
                 else:
-                    ids = select(SnapshotRow.id).where(*conditions, *extra)
+                    matching = select(SnapshotRow.id).where(*conditions, *extra)
                     if query.limit is not None:
-                        ids = ids.order_by(*query.ordering()).limit(query.limit)
-                _load_children(session, ids, children)
+                        matching = matching.order_by(*query.ordering()).limit(query.limit)
+                    ids = _ids_of(rows, matching)
+                children.load(session, ids)
                 names = _run_names(session, query.run_id)
-            return RecordList(self._build_records(rows, children, names))
+            records = RecordList(self._build_records(rows, children, names))
+            # Dropped before collection resumes, so that it need not walk them.
+            del rows, children
+        return records
 
     def _build_records(
-        self, rows: Sequence[Sequence[Any]], children: _Children, run_names: dict[int, str]
+        self, rows: Sequence[Sequence[Any]], children: SnapshotChildren, run_names: dict[int, str]
     ) -> Iterator[SnapshotRecord]:
         """Records from rows of :data:`_RECORD_COLUMNS`, their children and their runs' names.
 
         Kept lean, since a notebook may ask for a hundred thousand records at
         once: no ORM objects, each directory's :class:`~pathlib.Path` built
-        once and the file name joined to it, times and statuses looked up
-        once per distinct value. A frozen dataclass's ``__init__`` sets each
-        field through ``object.__setattr__``, which costs more than the rest
-        of building a record, so the record's instance dict is filled
-        directly: the same fields, so the record is equal and frozen alike
-        (see :func:`_fills_every_field` for when the constructor is used
-        instead).
+        once and the file name joined to it, times, statuses and children
+        (see :class:`~catalog.db.children.SnapshotChildren`) decoded once per
+        distinct value. A frozen dataclass's ``__init__`` sets each field
+        through ``object.__setattr__``, which costs more than the rest of
+        building a record, so the fields are stored straight into the
+        record's instance dict, in field order: the same fields, so the
+        record is equal and frozen alike (see :func:`_fills_every_field` for
+        when the constructor is used instead). Stored one by one in that
+        order, the dicts of all records share one table of keys, which makes
+        each a third of the size of a dict built apart and copied in, and
+        faster to fill.
         """
         root = None if self.root is None else str(self.root)
         triggers, ports, settings = children.triggers, children.ports, children.settings
-        no_triggers: tuple[str, ...] = ()
+        trigger_values = children.trigger_values
+        port_values = children.port_values
+        setting_values = children.setting_values
         nan = math.nan  # the one NaN object, so that equal records compare equal
         directories: dict[str, Path] = {}
         child = _CHILD_PATH
@@ -879,8 +874,8 @@ class Catalog:
         fast: bool | None = None  # decided on the first row
         for (
             sid, run_id, instance, sequence, order, stored, filename, version,
-            size, sha, wallclock, wallclock_nan, timestamp, timestamp_nan, next_ts,
-            next_ts_nan, is_final, is_implicit, status, recorded_at, copied_from, changed_at,
+            size, sha, wallclock, timestamp, next_ts, flags, status, recorded_at, copied_from,
+            changed_at,
         ) in rows:  # fmt: skip
             head, slash, name = stored.rpartition("/")
             head += slash  # "dir/", "/" or "": a relative and an absolute head differ
@@ -892,31 +887,57 @@ class Catalog:
             recorded = times.get(recorded_at)
             if recorded is None:
                 recorded = times[recorded_at] = utc_time(recorded_at)
-            fields = {
-                "id": sid,
-                "run": run_names[run_id],
-                "run_id": run_id,
-                "instance": instance,
-                "sequence": sequence,
-                "submission_order": order,
-                "path": child(directory, name) if name and name != "." else directory / name,
-                "snapshot_filename": filename,
-                "format_version": version,
-                "size_bytes": size,
-                "sha256": sha,
-                "triggers": tuple(triggers.get(sid, no_triggers)),
-                "wallclock_time": nan if wallclock_nan else (wallclock or 0.0),
-                "timestamp": nan if timestamp_nan or timestamp is None else timestamp,
-                "next_timestamp": nan if next_ts_nan else next_ts,
-                "port_message_counts": ports.get(sid) or {},
-                "is_final_snapshot": bool(is_final),
-                "is_implicit": bool(is_implicit),
-                "settings_overlay": settings.get(sid) or {},
-                "status": statuses.get(status) or SnapshotStatus(status),
-                "recorded_at": recorded,
-                "copied_from_snapshot_id": copied_from,
-                "status_changed_at": utc_time(changed_at) if changed_at else None,
-            }
+            text = triggers.get(sid)
+            snapshot_triggers = trigger_values.get(text)
+            if snapshot_triggers is None:
+                snapshot_triggers = trigger_values[text] = decode_triggers(text)  # type: ignore[arg-type]
+            text = ports.get(sid)
+            snapshot_ports = port_values.get(text)
+            if snapshot_ports is None:
+                snapshot_ports = port_values[text] = decode_ports(text)  # type: ignore[arg-type]
+            text = settings.get(sid)
+            snapshot_settings = setting_values.get(text)
+            if snapshot_settings is None:
+                snapshot_settings = setting_values[text] = decode_settings(text)  # type: ignore[arg-type]
+            if fast:
+                record = new(SnapshotRecord)
+                fields = record.__dict__
+            else:
+                fields = {}
+            fields["id"] = sid
+            fields["run"] = run_names[run_id]
+            fields["run_id"] = run_id
+            fields["instance"] = instance
+            fields["sequence"] = sequence
+            fields["submission_order"] = order
+            fields["path"] = child(directory, name) if name and name != "." else directory / name
+            fields["snapshot_filename"] = filename
+            fields["format_version"] = version
+            fields["size_bytes"] = size
+            fields["sha256"] = sha
+            fields["triggers"] = snapshot_triggers
+            fields["wallclock_time"] = nan if flags & _WALLCLOCK_NAN else (wallclock or 0.0)
+            fields["timestamp"] = nan if flags & _TIMESTAMP_NAN or timestamp is None else timestamp
+            fields["next_timestamp"] = nan if flags & _NEXT_TIMESTAMP_NAN else next_ts
+            fields["port_message_counts"] = (
+                {port: counts.copy() for port, counts in snapshot_ports}
+                if snapshot_ports.__class__ is tuple
+                else snapshot_ports()  # type: ignore[operator]
+            )
+            fields["is_final_snapshot"] = flags & _FINAL != 0
+            fields["is_implicit"] = flags & _IMPLICIT != 0
+            fields["settings_overlay"] = (
+                dict(snapshot_settings)
+                if snapshot_settings.__class__ is tuple
+                else snapshot_settings()  # type: ignore[operator]
+            )
+            fields["status"] = statuses.get(status) or SnapshotStatus(status)
+            fields["recorded_at"] = recorded
+            fields["copied_from_snapshot_id"] = copied_from
+            fields["status_changed_at"] = utc_time(changed_at) if changed_at else None
+            if fast:
+                yield record
+                continue
             if fast is None:
                 fast = _fills_every_field(fields)
             if fast:
@@ -1217,6 +1238,23 @@ def _finite_timestamps(session: Session, snapshot_ids: set[int]) -> dict[int, fl
     }
 
 
+#: The bits of the flags column of :data:`_RECORD_COLUMNS`, one per boolean column.
+_WALLCLOCK_NAN, _TIMESTAMP_NAN, _NEXT_TIMESTAMP_NAN, _FINAL, _IMPLICIT = 1, 2, 4, 8, 16
+
+
+def _flags(*bits: tuple[Any, int]) -> Any:
+    """One integer column of boolean columns (each set bit a true one).
+
+    Every column a row hands over costs the driver as much as a small
+    integer; the five booleans of a snapshot row come as one.
+    """
+    total: Any = None
+    for column, bit in bits:
+        term = case((column, literal_column(str(bit))), else_=literal_column("0"))
+        total = term if total is None else total + term
+    return total
+
+
 #: The columns a :class:`SnapshotRecord` is built from, in the order ``_build_records`` unpacks.
 _RECORD_COLUMNS = (
     SnapshotRow.id,
@@ -1230,13 +1268,15 @@ _RECORD_COLUMNS = (
     SnapshotRow.size_bytes,
     SnapshotRow.sha256,
     SnapshotRow.wallclock_time,
-    SnapshotRow.wallclock_time_nan,
     SnapshotRow.timestamp,
-    SnapshotRow.timestamp_nan,
     SnapshotRow.next_timestamp,
-    SnapshotRow.next_timestamp_nan,
-    SnapshotRow.is_final_snapshot,
-    SnapshotRow.is_implicit,
+    _flags(
+        (SnapshotRow.wallclock_time_nan, _WALLCLOCK_NAN),
+        (SnapshotRow.timestamp_nan, _TIMESTAMP_NAN),
+        (SnapshotRow.next_timestamp_nan, _NEXT_TIMESTAMP_NAN),
+        (SnapshotRow.is_final_snapshot, _FINAL),
+        (SnapshotRow.is_implicit, _IMPLICIT),
+    ),
     SnapshotRow.status,
     SnapshotRow.recorded_at,
     SnapshotRow.copied_from_snapshot_id,
@@ -1268,6 +1308,21 @@ def _run_names(session: Session, run_id: int | None) -> dict[int, str]:
     return {rid: name for rid, name in session.execute(query)}
 
 
+def _ids_of(rows: Sequence[Sequence[Any]], otherwise: Any) -> Any:
+    """How to select the children of ``rows`` (whose first column is the id).
+
+    Ids close together (a run in submission order) give their id range: one
+    range scan per child table, a few children of other snapshots read along
+    and never looked up. Other ids give ``otherwise`` (a SELECT of the ids
+    by the rows' own filter), or, when that is None, the ids themselves.
+    """
+    ids = list(map(itemgetter(0), rows))
+    low, high = min(ids), max(ids)
+    if high - low < 2 * len(ids):
+        return range(low, high + 1)
+    return ids if otherwise is None else otherwise
+
+
 #: ``directory / name`` for a plain file name, without parsing the name again: pathlib's
 #: own helper for ``iterdir`` where Python has it (3.11-3.13), else the operator. Three
 #: times faster, which matters for a hundred thousand records.
@@ -1276,76 +1331,6 @@ _CHILD_PATH: Callable[[Path, str], Path] = getattr(
 )
 #: Each snapshot status by its stored text (a dict lookup per row beats an enum call).
 _STATUSES: dict[str, SnapshotStatus] = {status.value: status for status in SnapshotStatus}
-#: JSON values that are safe to share between records: immutable.
-_SHAREABLE = (str, int, float, bool, type(None))
-
-
-def _load_children(session: Session, ids: Any, children: _Children) -> None:
-    """Read the triggers, ports and settings of the snapshots ``ids`` into ``children``.
-
-    Each child table is read in one statement, in snapshot and position
-    order. A JSON text seen before (the same port counts or setting in many
-    snapshots, typical of one step of many instances) is decoded once; each
-    record still gets its own list, so changing one record's counts cannot
-    change another's.
-
-    Args:
-        session: The read session (its transaction is the consistent view).
-        ids: A list of ids, a SELECT of ids, a range of ids, or None for every
-            snapshot.
-        children: Where to add them.
-    """
-
-    def restricted(statement: Any, column: Any) -> Any:
-        if ids is None:
-            return statement
-        if isinstance(ids, range):
-            return statement.where(column.between(ids.start, ids.stop - 1))
-        return statement.where(column.in_(ids))
-
-    loads = json.loads
-    triggers = children.triggers
-    for sid, trigger in fetch_all(
-        session,
-        restricted(
-            select(SnapshotTrigger.snapshot_id, SnapshotTrigger.trigger),
-            SnapshotTrigger.snapshot_id,
-        ).order_by(SnapshotTrigger.snapshot_id, SnapshotTrigger.position),
-    ):
-        triggers[sid].append(trigger)
-    ports = children.ports
-    counts_of: dict[str, list[int]] = {}
-    for sid, port, counts in fetch_all(
-        session,
-        restricted(
-            select(SnapshotPort.snapshot_id, SnapshotPort.port, SnapshotPort.counts),
-            SnapshotPort.snapshot_id,
-        ).order_by(SnapshotPort.snapshot_id, SnapshotPort.position),
-    ):
-        decoded = counts_of.get(counts)
-        if decoded is None:
-            decoded = loads(counts)
-            if type(decoded) is not list or not all(type(n) is int for n in decoded):
-                ports[sid][port] = decoded  # not the counts we write: decode it each time
-                continue
-            counts_of[counts] = decoded
-        ports[sid][port] = decoded.copy()
-    settings = children.settings
-    values: dict[str, Any] = {}
-    for sid, name, text in fetch_all(
-        session,
-        restricted(
-            select(SnapshotSetting.snapshot_id, SnapshotSetting.name, SnapshotSetting.value_json),
-            SnapshotSetting.snapshot_id,
-        ).order_by(SnapshotSetting.snapshot_id, SnapshotSetting.position),
-    ):
-        if text in values:
-            settings[sid][name] = values[text]
-            continue
-        value = loads(text)
-        if isinstance(value, _SHAREABLE):
-            values[text] = value
-        settings[sid][name] = value
 
 
 def open_catalog(
