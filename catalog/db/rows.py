@@ -88,34 +88,52 @@ def snapshot_values(
     """
     snapshot = new.snapshot
     message = snapshot.message
-    if message is None:
+    return _row_values(
+        (run_id, new.instance, new.sequence, order, stored, new.snapshot_filename),
+        snapshot.format_version,
+        (new.size_bytes, new.sha256),
+        snapshot.wallclock_time,
+        None if message is None else (message.timestamp, message.next_timestamp),
+        bool(snapshot.is_final_snapshot),
+        (str(new.status), now, new.copied_from_snapshot_id),
+    )
+
+
+def _row_values(
+    identity: tuple[Any, ...],
+    format_version: int,
+    file: tuple[int | None, str | None],
+    wallclock_time: float,
+    times: tuple[float, float | None] | None,
+    is_final: bool,
+    state: tuple[str, Any, int | None],
+) -> tuple[Any, ...]:
+    """A ``snapshots`` row in :data:`SNAPSHOT_COLUMNS` order, its floats split for storage.
+
+    The one place that order is written. ``times`` is the message's
+    ``(timestamp, next_timestamp)``, or None for an implicit snapshot (no
+    message), which stores its NaN timestamp as the flag alone.
+    """
+    if times is None:
         timestamp, timestamp_nan = None, True  # split_float(NaN)
         next_ts, next_ts_nan = None, False  # split_float(None)
     else:
-        timestamp, timestamp_nan = split_float(message.timestamp)
-        next_ts, next_ts_nan = split_float(message.next_timestamp)
-    wallclock, wallclock_nan = split_float(snapshot.wallclock_time)
+        timestamp, timestamp_nan = split_float(times[0])
+        next_ts, next_ts_nan = split_float(times[1])
+    wallclock, wallclock_nan = split_float(wallclock_time)
     return (
-        run_id,
-        new.instance,
-        new.sequence,
-        order,
-        stored,
-        new.snapshot_filename,
-        snapshot.format_version,
-        new.size_bytes,
-        new.sha256,
+        *identity,
+        format_version,
+        *file,
         wallclock,
         wallclock_nan,
         timestamp,
         timestamp_nan,
         next_ts,
         next_ts_nan,
-        bool(snapshot.is_final_snapshot),
-        message is None,
-        str(new.status),
-        now,
-        new.copied_from_snapshot_id,
+        is_final,
+        times is None,
+        *state,
     )
 
 
@@ -137,34 +155,14 @@ def metadata_values(
     """
     metadata = new.metadata
     implicit = math.isnan(metadata.timestamp)
-    if implicit:
-        timestamp, timestamp_nan = None, True  # as for a snapshot without message
-        next_ts, next_ts_nan = None, False
-    else:
-        timestamp, timestamp_nan = split_float(metadata.timestamp)
-        next_ts, next_ts_nan = split_float(metadata.next_timestamp)
-    wallclock, wallclock_nan = split_float(metadata.wallclock_time)
-    return (
-        run_id,
-        new.instance,
-        new.sequence,
-        order,
-        stored,
-        new.snapshot_filename,
+    return _row_values(
+        (run_id, new.instance, new.sequence, order, stored, new.snapshot_filename),
         METADATA_FORMAT_VERSION,
-        None,
-        None,
-        wallclock,
-        wallclock_nan,
-        timestamp,
-        timestamp_nan,
-        next_ts,
-        next_ts_nan,
+        (None, None),
+        metadata.wallclock_time,
+        None if implicit else (metadata.timestamp, metadata.next_timestamp),
         bool(metadata.is_final_snapshot),
-        implicit,
-        _MISSING,
-        now,
-        None,
+        (_MISSING, now, None),
     )
 
 
