@@ -288,11 +288,7 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
             empty and ``create`` is False.
     """
     head = head_revision()
-    with engine.connect() as connection:
-        connection = consistent_read(connection)
-        revision = current_revision(connection, location)
-        tables = set(inspect(connection).get_table_names()) if revision is None else set()
-        connection.rollback()
+    revision, tables = _stored_state(engine, location)
     if revision == head:
         return
     if revision is not None:
@@ -309,6 +305,22 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
             _create_schema(connection)
             return
         _raise_for_revision(revision, head, location)
+
+
+def _stored_state(engine: Engine, location: str) -> tuple[str | None, set[str]]:
+    """The stored revision and, when there is none, the database's tables, read consistently.
+
+    Both in one snapshot (:func:`~catalog.db.engine.consistent_read`), so that
+    a process creating the catalog cannot commit between the two reads and
+    make a half-seen new catalog look damaged. Read-only: the transaction is
+    rolled back.
+    """
+    with engine.connect() as connection:
+        connection = consistent_read(connection)
+        revision = current_revision(connection, location)
+        tables = set(inspect(connection).get_table_names()) if revision is None else set()
+        connection.rollback()
+    return revision, tables
 
 
 def check_can_create(tables: set[str], location: str, *, sqlite: bool, create: bool) -> None:
@@ -405,11 +417,7 @@ def upgrade_catalog(engine: Engine, *, location: str) -> tuple[str | None, str, 
         NotACatalogError: A SQLite file holds other tables.
     """
     head = head_revision()
-    with engine.connect() as connection:
-        connection = consistent_read(connection)
-        before = current_revision(connection, location)
-        tables = set(inspect(connection).get_table_names()) if before is None else set()
-        connection.rollback()
+    before, tables = _stored_state(engine, location)
     if before == head:
         return before, head, None
     if before is None:
