@@ -16,7 +16,6 @@ from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
 from ymmsl import Settings
 
 from catalog import (
@@ -31,7 +30,6 @@ from catalog import (
     open_catalog,
     payload,
 )
-from catalog.cli import cli
 from catalog.instance import SnapshotManager
 from catalog.message import ClosePort, Milestone
 from catalog.payload import decode_snapshot, encode_snapshot
@@ -41,6 +39,7 @@ from catalog.snapshot_data import NOTE_KEYS, NOTE_NON_FINITE, data_to_json
 from catalog.store import DECODE_LIMIT_ENV, decode_limit, load_pack, load_pack_metadata
 
 from .conftest import FORMATS, RUNS
+from .test_cli import invoke, strict_json
 
 RD_PYTHON = (RUNS / "v0.10/rd_python").absolute()  # macro saves a Grid (MUSCLE3 0.10)
 MM_SCALAR_V011 = (RUNS / "v0.11/mm_scalar").absolute()  # macro saves {"i": int, "u": Grid}
@@ -246,17 +245,6 @@ def test_data_to_json_keeps_what_json_can_hold_and_says_what_not() -> None:
 
 
 # --------------------------------------------------------------------------- show --data / --json
-
-
-def invoke(location: str, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--catalog", location, *args])
-
-
-def strict_json(text: str) -> Any:
-    def refuse(token: str) -> Any:
-        raise ValueError(f"non-standard JSON token {token}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def test_show_data_prints_it_as_muscle3_does(catalog_url: str) -> None:
