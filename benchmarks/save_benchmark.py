@@ -130,13 +130,7 @@ class LibmuscleSide:
 
     def save(self) -> float:
         """One save; its seconds."""
-        start = time.perf_counter()
-        self.manager.save_snapshot(
-            self.message, False, ["simulation_time >= 12"], 3.5, None, self.settings
-        )
-        elapsed = time.perf_counter() - start
-        _remove_packs(self.directory)
-        return elapsed
+        return _timed_save(self.manager, self.message, self.settings, self.directory)
 
 
 class FloorSide:
@@ -203,17 +197,25 @@ class OursSide:
     def save(self) -> float:
         """One whole save; its seconds (the catalog step is kept in the manager)."""
         self.manager.last_record_s = None
-        start = time.perf_counter()
-        self.manager.save_snapshot(
-            self.message, False, ["simulation_time >= 12"], 3.5, None, self.settings
-        )
-        elapsed = time.perf_counter() - start
-        _remove_packs(self.snapshots)
-        return elapsed
+        return _timed_save(self.manager, self.message, self.settings, self.snapshots)
 
     def close(self) -> None:
         """Release the catalog."""
         self.manager.close()
+
+
+def _timed_save(manager: Any, message: Any, settings: Any, directory: Path) -> float:
+    """One ``save_snapshot`` with the arguments every side saves with; its seconds.
+
+    libmuscle's manager and ours take the same call, so both sides save the
+    same snapshot (trigger, wallclock time, not final); the files written to
+    ``directory`` are removed afterwards, untimed.
+    """
+    start = time.perf_counter()
+    manager.save_snapshot(message, False, ["simulation_time >= 12"], 3.5, None, settings)
+    elapsed = time.perf_counter() - start
+    _remove_packs(directory)
+    return elapsed
 
 
 def _remove_packs(directory: Path) -> None:
