@@ -78,6 +78,11 @@ def test_upgrade_backs_up_sqlite_first(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(SchemaVersionError, match=r"is damaged: .* version table .* is empty"):
         open_catalog(path, create=True)
+    # upgrade says the same (it said the version table was missing), and changes nothing
+    before = path.read_bytes()
+    with pytest.raises(SchemaVersionError, match=r"is damaged: .* version table .* is empty"):
+        Catalog.upgrade(path)
+    assert path.read_bytes() == before
 
 
 def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:

@@ -293,8 +293,6 @@ def ensure_schema(engine: Engine, *, location: str, create: bool = True) -> None
         return
     if revision is not None:
         _raise_for_revision(revision, head, location)
-    if VERSION_TABLE in tables and tables & CATALOG_TABLES:
-        raise empty_version_table_error(location)
     check_can_create(tables, location, sqlite=engine.dialect.name == "sqlite", create=create)
     with engine.begin() as connection:
         _lock_schema(connection)
@@ -337,10 +335,14 @@ def check_can_create(tables: set[str], location: str, *, sqlite: bool, create: b
         create: Whether creating was asked for.
 
     Raises:
-        NotACatalogError: It holds catalog tables without a revision, a
+        VersionTableError: It holds catalog tables and an empty version table
+            (a damaged catalog, not someone else's tables).
+        NotACatalogError: It holds catalog tables without a version table, a
             SQLite file holds other tables, or ``create`` is False.
     """
     ours = tables & CATALOG_TABLES
+    if ours and VERSION_TABLE in tables:
+        raise empty_version_table_error(location)
     if ours:
         raise NotACatalogError(
             f"{location} has catalog tables ({', '.join(sorted(ours))}) but no {VERSION_TABLE} "
